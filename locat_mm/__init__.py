@@ -1,0 +1,16 @@
+"""locat_mm: the Locality-Attending Vision Transformer for MMPretrain and MMSegmentation.
+
+Import it (``custom_imports=dict(imports=['locat_mm'])``) to register ``LocAtViT`` and the
+components of the paper's protocols in the installed toolboxes.
+"""
+from . import compat
+
+compat.apply_all()
+
+from .models import LocAtViT  # noqa: E402
+from .registry import register_everywhere  # noqa: E402
+from .version import __version__  # noqa: E402
+
+register_everywhere(LocAtViT)
+
+__all__ = ['LocAtViT', '__version__']

@@ -1,0 +1,3 @@
+from .backbones import LocAtViT
+
+__all__ = ['LocAtViT']

@@ -1,0 +1,107 @@
+"""Reading LocAtViT weights: the authors' timm layout, and checks that a checkpoint fits."""
+import re
+from collections import OrderedDict
+from typing import Dict, Iterable, Optional, Tuple
+
+from torch import Tensor
+
+# (pattern, replacement) from the reference's (timm) key names to this project's.
+_TIMM_TO_MM = (
+    (r'^patch_embed\.proj\.', 'patch_embed.projection.'),
+    (r'^blocks\.(\d+)\.norm1\.', r'layers.\1.ln1.'),
+    (r'^blocks\.(\d+)\.norm2\.', r'layers.\1.ln2.'),
+    (r'^blocks\.(\d+)\.attn\.', r'layers.\1.attn.'),
+    (r'^blocks\.(\d+)\.mlp\.fc1\.', r'layers.\1.ffn.layers.0.0.'),
+    (r'^blocks\.(\d+)\.mlp\.fc2\.', r'layers.\1.ffn.layers.1.'),
+    (r'^norm\.', 'ln1.'),
+    (r'^fc_norm\.', 'ln2.'),
+)
+
+# Keys of a classification readout that a backbone may lack without the checkpoint being
+# from another model: the classifier, and final norms the backbone was built without.
+READOUT_KEY = re.compile(r'^(head|ln1|ln2)\.')
+
+
+def is_timm_layout(keys: Iterable[str]) -> bool:
+    """True for a state dict in the reference's (timm) layout."""
+    return any(key.startswith('blocks.') for key in keys)
+
+
+def convert_timm_key(key: str) -> str:
+    """One reference (timm) key in this project's layout; unknown keys come back unchanged."""
+    for pattern, repl in _TIMM_TO_MM:
+        new, count = re.subn(pattern, repl, key)
+        if count:
+            return new
+    return key
+
+
+def convert_timm_state_dict(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
+    """A reference (timm-layout) state dict in this project's backbone layout.
+
+    The classifier (``head.*``) keeps its name; see
+    ``tools/model_converters/locat_timm2mm.py`` for a whole-classifier conversion.
+    """
+    return OrderedDict((convert_timm_key(k), v) for k, v in state_dict.items())
+
+
+def unwrap_state_dict(checkpoint: dict) -> Dict[str, Tensor]:
+    """The state dict inside a checkpoint file's object (mmengine, timm or DeiT style)."""
+    for key in ('state_dict', 'model', 'module'):
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
+            return checkpoint[key]
+    if not isinstance(checkpoint, dict):
+        raise TypeError(f'a checkpoint must hold a dict, got {type(checkpoint).__name__}')
+    return checkpoint
+
+
+def select_prefix(state_dict: Dict[str, Tensor],
+                  prefix: Optional[str]) -> Dict[str, Tensor]:
+    """Keys under ``prefix`` with it stripped.
+
+    With ``prefix=None``, a checkpoint of a whole OpenMMLab model (keys ``backbone.*``) gives its
+    backbone, and any other state dict is taken as it is.
+    """
+    if prefix is None:
+        prefix = 'backbone.' if any(k.startswith('backbone.') for k in state_dict) else ''
+    if not prefix:
+        return dict(state_dict)
+    if not prefix.endswith('.'):
+        prefix += '.'
+    picked = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    if not picked:
+        raise ValueError(f'the checkpoint has no key starting with {prefix!r}; '
+                         'set `prefix` in init_cfg to where the backbone is stored')
+    return picked
+
+
+def mismatched_keys(model_keys: Iterable[str],
+                    ckpt_keys: Iterable[str]) -> Tuple[list, list]:
+    """Missing and unexpected keys of a backbone checkpoint, readout keys excused."""
+    model_keys, ckpt_keys = set(model_keys), set(ckpt_keys)
+    missing = sorted(model_keys - ckpt_keys)
+    unexpected = sorted(k for k in ckpt_keys - model_keys if not READOUT_KEY.match(k))
+    return missing, unexpected
+
+
+def describe_mismatch(missing: list, unexpected: list, source: str, limit: int = 12) -> str:
+    """An error message naming the keys that do not fit and what to do about it."""
+
+    def listing(keys):
+        shown = ', '.join(keys[:limit])
+        return shown + (f' ... ({len(keys)} in all)' if len(keys) > limit else '')
+
+    lines = [f'{source} does not fit this LocAtViT.']
+    if missing:
+        lines.append(f'Missing keys: {listing(missing)}.')
+    if unexpected:
+        lines.append(f'Unexpected keys: {listing(unexpected)}.')
+    if any('.gaug.' in k for k in missing):
+        lines.append('The checkpoint has no GAug weights: it is a plain ViT; build the '
+                     'backbone with gaug=False, or start LocAtViT from it with '
+                     'init_cfg=dict(type=\'Pretrained\', checkpoint=..., strict=False).')
+    elif any('.gaug.' in k for k in unexpected):
+        lines.append('The checkpoint has GAug weights: build the backbone with gaug=True.')
+    else:
+        lines.append('Check `arch` (width, depth, heads) and `prefix` against the checkpoint.')
+    return ' '.join(lines)

@@ -1,0 +1,126 @@
+"""GAug: the learnable per-query Gaussian bias of LocAtViT's attention (SPEC section 1)."""
+import math
+from functools import lru_cache
+from typing import Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+# float16's largest finite value is 65504: the reference keeps exponents above -6550 and
+# distance/eps^2 ratios below 32500 so that its float16 path stays finite.
+_DIST_FLOOR = -6550.0
+_EPS_RATIO_LIMIT = 32500.0
+
+
+def gaug_eps(base_grid: Tuple[int, int]) -> float:
+    """The variance offset ``eps`` of SPEC section 1; depends on the model's grid only."""
+    half_span = 0.5 * (max(base_grid) - 1)**2
+    eps = 0.1
+    while half_span / eps**2 > _EPS_RATIO_LIMIT:
+        eps *= 2
+    return eps
+
+
+@lru_cache(maxsize=64)
+def _axis_distance(length: int, floor: float, device: torch.device) -> Tensor:
+    """(length, length) table of ``max(-0.5 (i - j)^2, floor)`` along one grid axis."""
+    pos = torch.arange(length, device=device, dtype=torch.float32)
+    return (-0.5 * (pos[:, None] - pos[None, :])**2).clamp_min(floor)
+
+
+class GaussianAugmentation(nn.Module):
+    """Predicts each query's Gaussian locality bias from the query itself.
+
+    Holds the two maps of one attention layer, shared by its heads: ``log_var`` (c -> 2, one
+    log-variance per grid axis, rows then columns) and ``log_alpha`` (c -> 1, the amplitude
+    before softplus). The bias between patch query ``i`` and patch key ``j`` is separable::
+
+        B_ij = a_i * exp(Dy_ij / (vy_i + eps)) * exp(Dx_ij / (vx_i + eps))
+
+    so the module returns the two per-axis factors (``row_factor`` carries ``a_i``) and
+    :meth:`dense_bias` multiplies them out for callers that want the N x N matrix.
+
+    Args:
+        head_dim (int): Width ``c`` of one attention head.
+        base_grid (tuple[int, int]): Patch grid ``(H0, W0)`` the model was built for.
+    """
+
+    def __init__(self, head_dim: int, base_grid: Tuple[int, int]) -> None:
+        super().__init__()
+        self.log_var = nn.Linear(head_dim, 2)
+        self.log_alpha = nn.Linear(head_dim, 1)
+        self.base_grid = tuple(base_grid)
+        var_max = max(self.base_grid)**2
+        self.var_max = float(var_max)
+        # Puts v = 1 at s = 0, so an untrained layer starts with a one-patch Gaussian.
+        self.var_shift = math.log(var_max - 1) if var_max > 2 else 0.0
+        self.eps = gaug_eps(self.base_grid)
+        self.dist_floor = max(-0.5 * (max(self.base_grid) - 1)**2, _DIST_FLOOR)
+
+    def variance_amplitude(self, q: Tensor,
+                           grid: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
+        """Per-query variances and amplitudes, in float32.
+
+        Args:
+            q (Tensor): Patch queries, (B, heads, N, c), N = H * W.
+            grid (tuple[int, int]): Current patch grid (H, W).
+
+        Returns:
+            tuple[Tensor, Tensor]: variance (B, heads, N, 2) (rows, columns) and
+            amplitude (B, heads, N, 1).
+        """
+        # Mixed precision: the maps may run in half precision, the rest is kept in float32.
+        s = self.log_var(q).float()
+        t = self.log_alpha(q).float()
+        var = self.var_max * torch.sigmoid(s - self.var_shift)
+        if tuple(grid) != self.base_grid:
+            var = var * (min(grid) / min(self.base_grid))
+        return var, F.softplus(t)
+
+    def forward(self, q: Tensor, grid: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
+        """Separable factors of the bias.
+
+        Args:
+            q (Tensor): Patch queries, (B, heads, N, c) with N = H * W in row-major order.
+            grid (tuple[int, int]): Current patch grid (H, W).
+
+        Returns:
+            tuple[Tensor, Tensor]: ``row_factor`` (B, heads, N, H) with
+            ``row_factor[..., i, y] = a_i exp(Dy(y_i, y) / (vy_i + eps))`` and ``col_factor``
+            (B, heads, N, W) with ``col_factor[..., i, x] = exp(Dx(x_i, x) / (vx_i + eps))``,
+            both float32.
+        """
+        H, W = grid
+        var, amp = self.variance_amplitude(q, grid)
+        inv = 1.0 / (var + self.eps)
+        # Each query's own row/column of the per-axis distance table.
+        rows = _axis_distance(H, self.dist_floor, q.device).repeat_interleave(W, dim=0)
+        cols = _axis_distance(W, self.dist_floor, q.device).repeat(H, 1)
+        row_factor = amp * torch.exp(rows * inv[..., 0:1])
+        col_factor = torch.exp(cols * inv[..., 1:2])
+        return row_factor, col_factor
+
+    @staticmethod
+    def combine(row_factor: Tensor, col_factor: Tensor) -> Tensor:
+        """Multiplies the factors out: (B, heads, N, H) x (B, heads, N, W) -> (B, heads, N, N)."""
+        bias = row_factor.unsqueeze(-1) * col_factor.unsqueeze(-2)
+        return bias.flatten(-2)
+
+    def dense_bias(self, q: Tensor, grid: Tuple[int, int]) -> Tensor:
+        """The (B, heads, N, N) patch-to-patch bias, float32, by the formula as written.
+
+        Builds the (N, N, 2) distance tensor and never uses separability: the reference
+        formulation, kept as the oracle of :meth:`forward` and as the fallback path.
+        """
+        H, W = grid
+        var, amp = self.variance_amplitude(q, grid)
+        ys, xs = torch.meshgrid(
+            torch.arange(H, device=q.device, dtype=torch.float32),
+            torch.arange(W, device=q.device, dtype=torch.float32),
+            indexing='ij')
+        pos = torch.stack([ys.flatten(), xs.flatten()], dim=-1)  # (N, 2)
+        dist = (-0.5 * (pos[:, None, :] - pos[None, :, :])**2).clamp_min(self.dist_floor)
+        expo = (dist / (var.unsqueeze(-2) + self.eps)).sum(-1)  # (B, heads, N, N)
+        return amp * torch.exp(expo)

@@ -7,10 +7,14 @@ from . import compat
 
 compat.apply_all()
 
+from . import datasets, engine  # noqa: E402,F401
 from .models import LocAtViT  # noqa: E402
-from .registry import register_everywhere  # noqa: E402
+from .registry import register_everywhere, toolbox_available  # noqa: E402
 from .version import __version__  # noqa: E402
 
 register_everywhere(LocAtViT)
+
+if toolbox_available('mmseg'):
+    from . import seg  # noqa: E402,F401
 
 __all__ = ['LocAtViT', '__version__']

@@ -1,0 +1,1 @@
+"""Synthetic datasets the project builds itself (no download)."""

@@ -1,0 +1,1 @@
+"""Training hooks (registered in mmengine's root registry, so every toolbox finds them)."""

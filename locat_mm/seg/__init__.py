@@ -1,0 +1,1 @@
+"""Components of the segmentation protocols, registered in MMSegmentation."""

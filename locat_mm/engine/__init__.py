@@ -1,1 +1,2 @@
 """Training hooks (registered in mmengine's root registry, so every toolbox finds them)."""
+from .hooks import AttentionProbe, GAugStatsHook  # noqa: F401

@@ -105,3 +105,53 @@ def describe_mismatch(missing: list, unexpected: list, source: str, limit: int =
     else:
         lines.append('Check `arch` (width, depth, heads) and `prefix` against the checkpoint.')
     return ' '.join(lines)
+
+
+# Keys of a reference (timm) ViT/LocAtViT classifier besides the blocks: embeddings, final
+# norms and the linear classifier. Anything else (q/k norms, registers, distillation heads,
+# attention pooling) belongs to a model this project does not implement.
+_TIMM_CLASSIFIER_KEY = re.compile(
+    r'^(cls_token|pos_embed|patch_embed\.proj\.(weight|bias)|(norm|fc_norm|head)\.(weight|bias)'
+    r'|blocks\.\d+\.(norm1|norm2|attn\.qkv|attn\.proj|attn\.gaug\.log_var|attn\.gaug\.log_alpha'
+    r'|mlp\.fc1|mlp\.fc2)\.(weight|bias))$')
+
+# Where mmpretrain's VisionTransformerClsHead keeps its linear classifier.
+MM_HEAD_PREFIX = 'head.layers.head.'
+
+
+def convert_timm_classifier(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
+    """A reference (timm-layout) LocAtViT/ViT classifier in this project's classifier layout.
+
+    The layout is that of an mmpretrain ``ImageClassifier`` with a ``LocAtViT`` backbone and a
+    ``VisionTransformerClsHead``: backbone keys get ``backbone.`` (after
+    :func:`convert_timm_state_dict`) and ``head.{weight,bias}`` become
+    ``head.layers.head.{weight,bias}``.
+
+    Args:
+        state_dict (dict[str, Tensor]): The reference's state dict (SPEC section 4).
+
+    Returns:
+        OrderedDict[str, Tensor]: The same tensors under the classifier's key names.
+
+    Raises:
+        ValueError: The state dict is not a timm-layout ViT/LocAtViT (no ``blocks.*``, no
+            patch embedding, or keys of another architecture).
+    """
+    keys = list(state_dict)
+    if not is_timm_layout(keys) or 'patch_embed.proj.weight' not in state_dict:
+        raise ValueError(
+            'not a LocAtViT/ViT checkpoint in the reference (timm) layout: expected keys '
+            f'blocks.*, patch_embed.proj.weight (SPEC section 4); got {keys[:6]} ...')
+    foreign = [k for k in keys if not _TIMM_CLASSIFIER_KEY.match(k)]
+    if foreign:
+        raise ValueError(
+            f'the checkpoint has keys no LocAtViT/ViT classifier has: {foreign[:8]}'
+            f'{" ..." if len(foreign) > 8 else ""} ({len(foreign)} in all); it is another '
+            'architecture (e.g. with q/k norm, registers or a distillation head).')
+    converted = OrderedDict()
+    for key, value in state_dict.items():
+        if key.startswith('head.'):
+            converted[MM_HEAD_PREFIX + key[len('head.'):]] = value
+        else:
+            converted['backbone.' + convert_timm_key(key)] = value
+    return converted

@@ -21,13 +21,14 @@ model = dict(
         drop_path_rate=0.0,
         # From scratch: no pretrained checkpoint.
         init_cfg=None),
-    neck=dict(in_channels=[embed_dims] * 4, out_channels=embed_dims),
+    # Strides 4, 8, 16, 32 from the stride-8 blocks, as the paper's neck makes of stride 16.
+    neck=dict(in_channels=[embed_dims] * 4, out_channels=embed_dims, scales=[2, 1, 0.5, 0.25]),
     decode_head=dict(in_channels=[embed_dims] * 4, channels=64, num_classes=num_classes,
                      norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=embed_dims, channels=32, num_classes=num_classes,
                         norm_cfg=norm_cfg))
 
-max_iters = 600
+max_iters = 300
 warmup_iters = 50
 optim_wrapper = dict(
     type='OptimWrapper',

@@ -19,8 +19,8 @@ def load_config(name: str) -> Config:
 
 
 def tiny_classifier_cfg(name: str, num_classes: int, data_root: Optional[str] = None,
-                        size: int = 32) -> Config:
-    """A shipped config shrunk for CPU tests: 2-block model on ``size`` px with patch 8,
+                        size: int = 32, arch: Optional[dict] = None) -> Config:
+    """A shipped config shrunk for CPU tests: small model on ``size`` px with patch 8,
     the same pipelines at that size, plain fp32 OptimWrapper (AMP needs a GPU).
 
     Args:
@@ -29,10 +29,12 @@ def tiny_classifier_cfg(name: str, num_classes: int, data_root: Optional[str] = 
         data_root (str, optional): A folder in ImageNet layout (``{train,val}/<class>/``);
             the dataloaders read it with ``num_workers=0``.
         size (int): Training/test crop side.
+        arch (dict, optional): Backbone arch; default ``TINY_ARCH`` (2 blocks, width 32).
     """
     cfg = load_config(name)
-    cfg.model.backbone.update(arch=TINY_ARCH, img_size=size, patch_size=8)
-    cfg.model.head.update(in_channels=TINY_ARCH['embed_dims'], num_classes=num_classes)
+    arch = arch or TINY_ARCH
+    cfg.model.backbone.update(arch=arch, img_size=size, patch_size=8)
+    cfg.model.head.update(in_channels=arch['embed_dims'], num_classes=num_classes)
     cfg.data_preprocessor.num_classes = num_classes
     cfg.optim_wrapper.type = 'OptimWrapper'
     resize = {'RandomResizedCrop': dict(scale=size), 'ResizeEdge': dict(scale=size + size // 8),
@@ -80,6 +82,8 @@ def test_config_fields(name):
     assert (steps['RandAugment'].magnitude_level, steps['RandAugment'].magnitude_std) == (9, .5)
     assert steps['RandomErasing'].erase_prob == 0.25 and steps['RandomErasing'].mode == 'rand'
     assert steps['RandomResizedCrop'].interpolation == 'bicubic'
+    # timm drops its ColorJitter(0.4) when RandAugment is on; so must the reproduction.
+    assert 'ColorJitter' not in steps
     test_steps = {s.type: s for s in cfg.test_dataloader.dataset.pipeline}
     assert test_steps['ResizeEdge'].scale == 248 and test_steps['CenterCrop'].crop_size == 224
     assert cfg.train_cfg.max_epochs == (600 if classes == 100 else 300)

@@ -1,4 +1,5 @@
 """tools/model_converters/locat_timm2mm.py and ``convert_timm_classifier``."""
+import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -65,16 +66,19 @@ def test_tool_reproduces_reference_logits(reference_fixture, tmp_path):
             torch.testing.assert_close(logits, case['logits'], atol=1e-5, rtol=0)
 
 
-def test_tool_refuses_bad_input(reference_fixture, tmp_path):
+def test_tool_refuses_bad_input(reference_fixture, tmp_path, capsys, monkeypatch):
+    spec = importlib.util.spec_from_file_location('locat_timm2mm', TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)  # in-process: the CLI itself is run above
     src = tmp_path / 'authors.pth'
     torch.save(reference_fixture['state_dict'], src)
     before = src.read_bytes()
-    result = run_tool(str(src), str(src))
-    assert result.returncode == 1 and 'refusing to overwrite' in result.stderr
+    monkeypatch.setattr(sys, 'argv', [TOOL, str(src), str(src)])
+    assert tool.main() == 1 and 'refusing to overwrite' in capsys.readouterr().err
     assert src.read_bytes() == before
 
     mm = tmp_path / 'mm.pth'
     torch.save({'state_dict': fixture_classifier().state_dict()}, mm)
-    result = run_tool(str(mm), str(tmp_path / 'again.pth'))
-    assert result.returncode == 1 and 'not a LocAtViT/ViT checkpoint' in result.stderr
+    monkeypatch.setattr(sys, 'argv', [TOOL, str(mm), str(tmp_path / 'again.pth')])
+    assert tool.main() == 1 and 'not a LocAtViT/ViT checkpoint' in capsys.readouterr().err
     assert not (tmp_path / 'again.pth').exists()

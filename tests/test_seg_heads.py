@@ -128,8 +128,8 @@ def test_layer_decay_honours_configured_keys():
 
 def test_layer_decay_skips_frozen_parameters():
     groups = build_groups(build_segmentor(frozen_stages=1))
-    assert not any(n.startswith(('backbone.layers.0.', 'backbone.patch_embed', 'backbone.pos_embed'))
-                   for n in groups)
+    frozen = ('backbone.layers.0.', 'backbone.patch_embed', 'backbone.pos_embed')
+    assert not any(name.startswith(frozen) for name in groups)
     assert 'backbone.layers.1.attn.qkv.weight' in groups
 
 

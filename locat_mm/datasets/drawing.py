@@ -1,11 +1,11 @@
 """Procedural drawing shared by the synthetic segmentation and classification datasets.
 
-A scene is a textured background with textured objects pasted on it. The class of an object is
-its *shape* (a disc, a ring, a square, a triangle, a cross, or a handwritten digit from
-scikit-learn's bundled ``load_digits``); its colours and its texture are drawn at random and
-independently of the class, from the same distribution as the background's. So colour says
-nothing about the label: a model has to look at local structure (edges, outline, texture
-boundary), which is what the locality of LocAtViT is meant to help with.
+A scene is a smoothly shaded background with patterned objects pasted on it. The class of an
+object is its *shape* (a disc, a ring, a square, a triangle, a cross, or a handwritten digit
+from scikit-learn's bundled ``load_digits``); its colours and its pattern are drawn at random
+and independently of the class, and colours come from the same distribution as the
+background's. So colour says nothing about the label: a model has to look at local structure
+(texture, edges, outline), which is what the locality of LocAtViT is meant to help with.
 
 Everything here is a pure function of a ``numpy.random.Generator``, so a seed fixes every pixel.
 """
@@ -88,25 +88,33 @@ def _two_colours(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
     return first, second
 
 
-def texture(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A random texture (size, size, 3) float32 in [0, 255].
+#: Texture families: patterns fill objects, smooth blotches the background.
+PATTERNS: Tuple[str, ...] = ('stripes', 'checker', 'dots')
+BACKGROUNDS: Tuple[str, ...] = ('blotches', )
 
-    One of: stripes, a checkerboard, dots (all rotated, with random period) or smooth blotches,
-    each mixing two random colours. Objects and background draw from the same families and
-    colours, so neither colour nor texture type alone gives the class away.
+
+def texture(rng: np.random.Generator, size: int, kinds: Tuple[str, ...]) -> np.ndarray:
+    """A random texture (size, size, 3) float32 in [0, 255] of one of ``kinds``.
+
+    ``'stripes'``, ``'checker'`` and ``'dots'`` are rotated patterns of random period,
+    ``'blotches'`` smooth random shading; each mixes two random colours. Objects and background
+    draw their colours from the same distribution, so colour does not tell them apart: the
+    texture's local structure and the outline do.
     """
-    kind = rng.integers(4)
+    kind = kinds[rng.integers(len(kinds))]
     y, x = _grid(size, (0.0, 0.0), rng.uniform(0, np.pi))
-    period = rng.uniform(3.0, 8.0)
-    if kind == 0:
+    period = rng.uniform(4.0, 9.0)
+    if kind == 'stripes':
         weight = np.sin(2 * np.pi * y / period) > 0
-    elif kind == 1:
+    elif kind == 'checker':
         weight = (np.floor(y / period) + np.floor(x / period)) % 2 == 0
-    elif kind == 2:
+    elif kind == 'dots':
         weight = np.sin(2 * np.pi * y / period) * np.sin(2 * np.pi * x / period) > 0.3
-    else:
+    elif kind == 'blotches':
         coarse = rng.uniform(0, 1, (4, 4)).astype(np.float32)
         weight = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
+    else:
+        raise ValueError(f'Unknown texture {kind!r}')
     weight = np.clip(weight.astype(np.float32), 0, 1)[..., None]
     first, second = _two_colours(rng)
     return weight * first + (1 - weight) * second
@@ -126,13 +134,13 @@ def draw_scene(rng: np.random.Generator, size: int, shapes: List[int],
         tuple: ``image`` (size, size, 3) uint8 RGB, and ``label`` (size, size) uint8 with 0 for
         background and ``1 + shape index`` where an object is visible.
     """
-    image = texture(rng, size)
+    image = texture(rng, size, BACKGROUNDS)
     label = np.zeros((size, size), dtype=np.uint8)
     for shape in shapes:
         radius = rng.uniform(*radius_range) * size
         center = tuple(rng.uniform(radius * 0.6, size - radius * 0.6, 2))
         mask = shape_mask(rng, SHAPES[shape], size, center, radius)
-        image[mask] = texture(rng, size)[mask]
+        image[mask] = texture(rng, size, PATTERNS)[mask]
         label[mask] = shape + 1
     # Sensor noise, so that flat colours are not exact either.
     image += rng.normal(0, 6, image.shape)

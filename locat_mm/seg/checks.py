@@ -179,20 +179,21 @@ def check_data_list(data_list: Sequence[dict], transforms: Sequence) -> None:
     check_crop_size(data_list, check_annotations(data_list), transforms)
 
 
-def validate_config(cfg: Config) -> None:
+def validate_config(cfg: Config, loaders: Sequence[str] = _DATALOADERS) -> None:
     """Checks data roots, annotations, crop size and class counts of an mmseg config.
 
-    Builds each dataset the config names (without running the Runner, so nothing is written),
-    then checks the heads against the training dataset and ``load_from``.
+    Builds the datasets of ``loaders`` (without the Runner, so nothing is written), then
+    checks the heads against the first one's classes and against ``load_from``.
 
     Args:
         cfg (Config): A full mmseg config (``default_scope='mmseg'``).
+        loaders (Sequence[str]): Dataloader fields to check (``tools/test.py``: the test one).
     """
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     classes = None
-    for key in _DATALOADERS:
+    for key in loaders:
         loader = cfg.get(key)
         if not loader:
             continue

@@ -40,11 +40,13 @@ class LocAtLayerDecayOptimWrapperConstructor(LearningRateDecayOptimWrapperConstr
     """
 
     def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: Optional[dict] = None) -> None:
-        paramwise_cfg = copy.deepcopy(paramwise_cfg) if paramwise_cfg else {}
+        # Plain dicts: a ConfigDict would store a copy of what setdefault hands back.
+        paramwise_cfg = dict(copy.deepcopy(paramwise_cfg or {}))
         paramwise_cfg.setdefault('flat_decay_mult', 0.)
-        custom_keys = paramwise_cfg.setdefault('custom_keys', {})
+        custom_keys = dict(paramwise_cfg.get('custom_keys', {}))
         for key in NO_DECAY_KEYS:
             custom_keys.setdefault(key, dict(decay_mult=0.))
+        paramwise_cfg['custom_keys'] = custom_keys
         super().__init__(optim_wrapper_cfg, paramwise_cfg)
 
     def add_params(self,

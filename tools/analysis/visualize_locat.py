@@ -95,8 +95,8 @@ def query_maps(layer: LocAtAttention, q: Tensor, k: Tensor, grid: Tuple[int, int
     maps = []
     for y, x in queries:
         i = y * W + x
-        logits = (q[0, :, num_prefix + i].float() @ k[0].float().transpose(0, 1)) * \
-            layer.head_dims**-0.5  # (heads, P + N)
+        logits = torch.einsum('hc,hlc->hl', q[0, :, num_prefix + i].float(),
+                              k[0].float()) * layer.head_dims**-0.5  # (heads, P + N)
         bias = None
         if factors is not None:
             row_factor, col_factor = factors

@@ -59,6 +59,10 @@ def _add_factored_bias(scores: Tensor, row_factor: Tensor, col_factor: Tensor,
                    col_factor[..., patch_rows, None, :].to(scores.dtype))
 
 
+def _accumulate(total: Optional[Tensor], part: Tensor) -> Tensor:
+    return part if total is None else total.add_(part)
+
+
 class _FactoredBiasedAttention(torch.autograd.Function):
     """Gaussian-biased attention that never keeps an N x N tensor for the backward pass.
 
@@ -86,42 +90,41 @@ class _FactoredBiasedAttention(torch.autograd.Function):
         scale = q.shape[-1]**-0.5
         B, heads, L, _ = q.shape
         H, W = row_factor.shape[-1], col_factor.shape[-1]
-        grad_out = grad_out.contiguous()
+        # One copy each up front; the matmuls below then read them in place.
+        q, k, v, grad_out = (t.contiguous() for t in (q, k, v, grad_out))
         # Scores, softmax and accumulations in at least float32, also under autocast.
         acc = torch.promote_types(q.dtype, torch.float32)
-        dq = torch.empty_like(q)
-        dk = torch.zeros_like(k, dtype=acc)
-        dv = torch.zeros_like(v, dtype=acc)
-        d_row = torch.zeros_like(row_factor)
-        d_col = torch.zeros_like(col_factor)
         # Per query: D_i = sum_c dO_ic O_ic, the softmax backward's row term.
         delta = (grad_out.to(acc) * out.to(acc)).sum(-1, keepdim=True)
-        k_t = k.transpose(-2, -1)
-        v_t = v.transpose(-2, -1)
+        dq_parts = []
+        dk = dv = None
+        d_row = torch.zeros_like(row_factor)
+        d_col = torch.zeros_like(col_factor)
         chunk = max(1, _CHUNK_ELEMENTS // max(1, B * heads * L))
         for start in range(0, L, chunk):
             rows = slice(start, min(L, start + chunk))
-            scores = torch.matmul(q[..., rows, :], k_t).to(acc).mul_(scale)
+            q_rows, go = q[..., rows, :], grad_out[..., rows, :]
+            scores = torch.matmul(q_rows, k.transpose(-2, -1)).to(acc).mul_(scale)
             _add_factored_bias(scores, row_factor, col_factor, rows, P)
             probs = scores.softmax(dim=-1)
             del scores
-            go = grad_out[..., rows, :]
-            dv += torch.matmul(probs.transpose(-2, -1).to(go.dtype), go).to(acc)
-            d_scores = torch.matmul(go, v_t).to(acc)
+            dv = _accumulate(dv, torch.matmul(probs.transpose(-2, -1).to(go.dtype), go).to(acc))
+            d_scores = torch.matmul(go, v.transpose(-2, -1)).to(acc)
             d_scores.sub_(delta[..., rows, :]).mul_(probs)
             del probs
-            ds_lp = d_scores.to(q.dtype)
-            dq[..., rows, :] = torch.matmul(ds_lp, k) * scale
-            dk += torch.matmul(ds_lp.transpose(-2, -1), q[..., rows, :]).to(acc) * scale
             first = max(rows.start, P)
             if first < rows.stop:
                 patch_rows = slice(first - P, rows.stop - P)
                 ds_patch = d_scores[..., first - rows.start:, P:].unflatten(-1, (H, W)).to(
                     row_factor.dtype)
-                d_row[..., patch_rows, :] = torch.matmul(
-                    ds_patch, col_factor[..., patch_rows, :, None]).squeeze(-1)
-                d_col[..., patch_rows, :] = torch.matmul(
-                    row_factor[..., patch_rows, None, :], ds_patch).squeeze(-2)
+                # Elementwise products and sums read the strided block without copying it.
+                d_row[..., patch_rows, :] = (ds_patch * col_factor[..., patch_rows, None, :]).sum(-1)
+                d_col[..., patch_rows, :] = (ds_patch * row_factor[..., patch_rows, :, None]).sum(-2)
+                del ds_patch
+            ds_lp = d_scores.to(q.dtype)
+            dq_parts.append(torch.matmul(ds_lp, k).mul_(scale))
+            dk = _accumulate(dk, torch.matmul(ds_lp.transpose(-2, -1), q_rows).to(acc).mul_(scale))
+        dq = dq_parts[0] if len(dq_parts) == 1 else torch.cat(dq_parts, dim=-2)
         return dq, dk.to(k.dtype), dv.to(v.dtype), d_row, d_col, None
 
 

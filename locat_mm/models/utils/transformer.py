@@ -8,9 +8,10 @@ from mmcv.cnn.bricks.transformer import FFN
 from torch import Tensor
 
 from .attention import dense_biased_attention, factored_biased_attention
+from .flex import flex_biased_attention, flex_supported
 from .gaug import GaussianAugmentation
 
-GAUG_IMPLS = ('factored', 'dense')
+GAUG_IMPLS = ('factored', 'dense', 'flex')
 
 
 class LocAtAttention(nn.Module):
@@ -24,8 +25,13 @@ class LocAtAttention(nn.Module):
         attn_drop (float): Dropout on attention weights.
         proj_drop (float): Dropout after the output projection.
         gaug (bool): Add the Gaussian locality bias.
-        gaug_impl (str): ``'factored'`` (memory-lean, default) or ``'dense'`` (the formula as
-            written, kept as reference). The dense path also serves attention dropout.
+        gaug_impl (str): ``'factored'`` (memory-lean, default), ``'flex'`` (FlexAttention,
+            fused on CUDA: no N x N tensor at all) or ``'dense'`` (the formula as written,
+            kept as reference). ``'flex'`` runs the factored path where FlexAttention cannot
+            (no FlexAttention in this torch; backward off CUDA); the dense path serves
+            attention dropout. All three give the same numbers. ``'factored'`` does not switch
+            to flex by itself: FlexAttention compiles a kernel per grid size (seconds to
+            minutes on first use), which only the user can judge worth it.
     """
 
     def __init__(self,
@@ -64,7 +70,11 @@ class LocAtAttention(nn.Module):
             out = dense_biased_attention(q, k, v, bias.to(q.dtype), num_prefix, dropout_p)
         else:
             row_factor, col_factor = self.gaug(q[:, :, num_prefix:], grid)
-            out = factored_biased_attention(q, k, v, row_factor, col_factor, num_prefix)
+            if self.gaug_impl == 'flex' and flex_supported(q, k, v, row_factor, col_factor):
+                attention = flex_biased_attention
+            else:
+                attention = factored_biased_attention
+            out = attention(q, k, v, row_factor, col_factor, num_prefix)
         out = out.transpose(1, 2).reshape(B, L, C)
         return self.proj_drop(self.proj(out))
 

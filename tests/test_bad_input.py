@@ -1,0 +1,111 @@
+"""Bad setups fail early, with a message saying what is wrong and what to do.
+
+Through ``tools/train.py`` the error comes before the Runner exists, so the work dir is never
+created; the dataset class raises the same errors when built by other launchers (``mim``).
+"""
+import os
+import os.path as osp
+import shutil
+
+import pytest
+import torch
+from demo_helpers import DEMO_CONFIG, data_root_options, load_tool, make_tiny_data
+from PIL import Image
+
+from locat_mm.seg.checks import InputCheckError
+
+
+@pytest.fixture(scope='module')
+def tiny_root(tmp_path_factory):
+    return make_tiny_data(str(tmp_path_factory.mktemp('data')))
+
+
+@pytest.fixture
+def broken_root(tiny_root, tmp_path):
+    """A private copy of the tiny dataset, to damage."""
+    root = str(tmp_path / 'broken')
+    shutil.copytree(tiny_root, root)
+    return root
+
+
+def _train_fails(tmp_path, options, *messages):
+    train = load_tool('train')
+    work_dir = str(tmp_path / 'work_dir')
+    with pytest.raises(InputCheckError) as error:
+        train.main([DEMO_CONFIG, '--work-dir', work_dir, '--cfg-options', *options])
+    for message in messages:
+        assert message in str(error.value)
+    assert not osp.exists(work_dir)
+    return str(error.value)
+
+
+def _first_annotation(root):
+    folder = osp.join(root, 'annotations', 'training')
+    return osp.join(folder, sorted(os.listdir(folder))[0])
+
+
+def test_missing_data_root(tmp_path):
+    missing = str(tmp_path / 'no_such_dir')
+    _train_fails(tmp_path, data_root_options(missing), f"Data root '{missing}'",
+                 'does not exist', 'make_synthetic.py seg', '--cfg-options')
+
+
+def test_missing_annotation(tmp_path, broken_root):
+    annotation = _first_annotation(broken_root)
+    os.remove(annotation)
+    _train_fails(tmp_path, data_root_options(broken_root), f"Annotation '{annotation}'",
+                 'is missing', 'add it, or remove the image')
+
+
+def test_annotation_of_another_size(tmp_path, broken_root):
+    annotation = _first_annotation(broken_root)
+    Image.open(annotation).resize((32, 48)).save(annotation)
+    _train_fails(tmp_path, data_root_options(broken_root), 'is 48x32 (HxW) but its image',
+                 'is 64x64', "must have its image's size")
+
+
+def test_num_classes_differs_from_dataset(tmp_path, tiny_root):
+    _train_fails(tmp_path, data_root_options(tiny_root) + ['model.decode_head.num_classes=5'],
+                 'model.decode_head.num_classes is 5 but the dataset has 7 classes',
+                 'model.decode_head.num_classes=7')
+
+
+def test_num_classes_differs_from_checkpoint(tmp_path, tiny_root):
+    checkpoint = str(tmp_path / 'ade_head.pth')
+    torch.save({'state_dict': {'decode_head.conv_seg.weight': torch.zeros(150, 64, 1, 1)}},
+               checkpoint)
+    _train_fails(tmp_path, data_root_options(tiny_root) + [f'load_from={checkpoint}'],
+                 '150-class decode head', 'num_classes is 7',
+                 "prefix='backbone.'")
+
+
+def test_crop_larger_than_resized_images(tmp_path, tiny_root):
+    # The pipeline resizes to at most 1.5 x 96 = 144 px: a 160 px crop cannot be filled.
+    _train_fails(tmp_path, data_root_options(tiny_root) +
+                 ['train_dataloader.dataset.pipeline.3.crop_size=(160,160)'],
+                 'at most 144x144 after the train pipeline', 'crop_size 160x160',
+                 'lower crop_size')
+
+
+def _build(root, pipeline):
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS
+    init_default_scope('mmseg')
+    return DATASETS.build(dict(
+        type='SyntheticShapesDataset', data_root=root,
+        data_prefix=dict(img_path='images/training', seg_map_path='annotations/training'),
+        pipeline=pipeline))
+
+
+def test_dataset_class_checks_when_built(tmp_path, broken_root):
+    """The mim path: the dataset itself raises, e.g. for images smaller than the crop."""
+    crop_only = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+                 dict(type='RandomCrop', crop_size=(96, 96))]
+    with pytest.raises(InputCheckError, match=r'is 64x64 \(HxW\), at most 64x64 .* crop_size '
+                       r'96x96'):
+        _build(broken_root, crop_only)
+    with pytest.raises(InputCheckError, match='does not exist'):
+        _build(str(tmp_path / 'nowhere'), crop_only)
+    os.remove(_first_annotation(broken_root))
+    with pytest.raises(InputCheckError, match='is missing'):
+        _build(broken_root, [])

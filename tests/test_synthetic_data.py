@@ -1,0 +1,170 @@
+"""The synthetic datasets: layout, determinism, labels, and that colour alone does not solve them."""
+import filecmp
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from locat_mm.datasets import (CLS_CLASSES, SEG_CLASSES, SEG_PALETTE,
+                               make_synthetic_classification, make_synthetic_segmentation,
+                               synthetic_dataset_ready)
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SEG = dict(num_train=40, num_val=12, size=64, seed=0)
+CLS = dict(num_train=24, num_val=12, size=48, seed=0)
+
+
+@pytest.fixture(scope='module')
+def seg_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('seg'))
+    make_synthetic_segmentation(root, **SEG)
+    return root
+
+
+@pytest.fixture(scope='module')
+def cls_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('cls'))
+    make_synthetic_classification(root, **CLS)
+    return root
+
+
+def _pairs(root, folder):
+    names = sorted(os.listdir(osp.join(root, 'images', folder)))
+    return [(osp.join(root, 'images', folder, n),
+             osp.join(root, 'annotations', folder, n[:-4] + '.png')) for n in names]
+
+
+def test_segmentation_layout_and_labels(seg_root):
+    for folder, num in (('training', SEG['num_train']), ('validation', SEG['num_val'])):
+        pairs = _pairs(seg_root, folder)
+        assert len(pairs) == num
+        for img_path, ann_path in pairs:
+            assert img_path.endswith('.jpg')
+            image, label = Image.open(img_path), Image.open(ann_path)
+            assert image.mode == 'RGB' and label.mode == 'L'
+            assert image.size == label.size == (SEG['size'], SEG['size'])
+            assert np.array(label).max() < len(SEG_CLASSES)
+    labels = np.stack([np.array(Image.open(a)) for _, a in _pairs(seg_root, 'training')])
+    # Every class occurs, and objects are a sizeable part of the pixels.
+    assert set(np.unique(labels)) == set(range(len(SEG_CLASSES)))
+    assert 0.05 < (labels > 0).mean() < 0.6
+    assert len(SEG_PALETTE) == len(SEG_CLASSES)
+
+
+def test_classification_layout(cls_root):
+    from mmpretrain.datasets import CustomDataset
+    scanned = CustomDataset(data_root=cls_root, data_prefix='train', pipeline=[])
+    listed = CustomDataset(data_root=cls_root, data_prefix='train', ann_file='meta/train.txt',
+                           pipeline=[], metainfo=dict(classes=CLS_CLASSES))
+    assert scanned.CLASSES == CLS_CLASSES == tuple(
+        open(osp.join(cls_root, 'meta', 'classes.txt')).read().split())
+    assert len(scanned) == CLS['num_train']
+    # A folder scan and the ImageNet-style annotation file agree on every label.
+    as_set = lambda ds: {(d['img_path'], int(d['gt_label'])) for d in ds.load_data_list()}
+    assert as_set(scanned) == as_set(listed)
+    val = CustomDataset(data_root=cls_root, data_prefix='val', pipeline=[])
+    assert len(val) == CLS['num_val']
+    assert np.bincount([int(d['gt_label']) for d in val.load_data_list()]).tolist() == \
+        [CLS['num_val'] // len(CLS_CLASSES)] * len(CLS_CLASSES)
+    assert all(p.endswith('.JPEG') for p in os.listdir(osp.join(cls_root, 'train', 'disc')))
+
+
+def test_same_seed_same_bytes(seg_root, cls_root, tmp_path):
+    make_synthetic_segmentation(str(tmp_path / 'seg'), **SEG)
+    make_synthetic_classification(str(tmp_path / 'cls'), **CLS)
+    for ours, again in ((seg_root, tmp_path / 'seg'), (cls_root, tmp_path / 'cls')):
+        cmp = filecmp.dircmp(ours, str(again))
+        stack = [cmp]
+        while stack:
+            node = stack.pop()
+            assert not node.left_only and not node.right_only
+            assert filecmp.cmpfiles(node.left, node.right, node.common_files,
+                                    shallow=False)[0] == sorted(node.common_files)
+            stack.extend(node.subdirs.values())
+
+
+def test_seed_changes_images_and_count_does_not(seg_root, tmp_path):
+    other = str(tmp_path / 'seed1')
+    make_synthetic_segmentation(other, **dict(SEG, seed=1, num_train=3, num_val=1))
+    first = _pairs(seg_root, 'training')[0][0]
+    assert not filecmp.cmp(first, _pairs(other, 'training')[0][0], shallow=False)
+    # Each image has its own seed: fewer images leave the first ones unchanged.
+    fewer = str(tmp_path / 'fewer')
+    make_synthetic_segmentation(fewer, **dict(SEG, num_train=3, num_val=1))
+    for (a, b), (c, d) in zip(_pairs(seg_root, 'training'), _pairs(fewer, 'training')):
+        assert filecmp.cmp(a, c, shallow=False) and filecmp.cmp(b, d, shallow=False)
+
+
+def test_ready_marker(seg_root, tmp_path):
+    assert synthetic_dataset_ready(seg_root, kind='seg', **SEG)
+    assert not synthetic_dataset_ready(seg_root, kind='cls')
+    assert not synthetic_dataset_ready(seg_root, kind='seg', num_train=41)
+    assert not synthetic_dataset_ready(str(tmp_path), kind='seg')
+    partial = str(tmp_path / 'partial')
+    make_synthetic_segmentation(partial, **dict(SEG, num_train=2, num_val=1))
+    os.remove(_pairs(partial, 'validation')[0][1])
+    assert not synthetic_dataset_ready(partial, kind='seg')
+
+
+def _miou(pred, gt, num_classes):
+    ious = []
+    for k in range(num_classes):
+        union = ((pred == k) | (gt == k)).sum()
+        if union:
+            ious.append(((pred == k) & (gt == k)).sum() / union)
+    return float(np.mean(ious))
+
+
+def _colours_and_labels(pairs):
+    pixels = np.concatenate([np.array(Image.open(i)).reshape(-1, 3) for i, _ in pairs])
+    labels = np.concatenate([np.array(Image.open(a)).reshape(-1) for _, a in pairs])
+    # 8 levels per channel: 512 colour bins.
+    return (pixels // 32).astype(np.int64) @ np.array([64, 8, 1]), labels
+
+
+def test_colour_does_not_give_the_label(seg_root):
+    """A per-pixel colour -> label table fitted on the training set fails on validation."""
+    bins, labels = _colours_and_labels(_pairs(seg_root, 'training'))
+    counts = np.zeros((512, len(SEG_CLASSES)), dtype=np.int64)
+    np.add.at(counts, (bins, labels), 1)
+    table = counts.argmax(1)
+    bins, labels = _colours_and_labels(_pairs(seg_root, 'validation'))
+    pred = table[bins]
+    # Background everywhere would score 1/7 of the background IoU; colour adds ~nothing.
+    assert _miou(pred, labels, len(SEG_CLASSES)) < 0.2
+    objects = labels > 0
+    assert (pred[objects] == labels[objects]).mean() < 0.1
+
+
+def test_cli_writes_both_kinds(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    for kind in ('seg', 'cls'):
+        out = str(tmp_path / kind)
+        result = subprocess.run(
+            [sys.executable, osp.join(REPO, 'tools', 'dataset_converters', 'make_synthetic.py'),
+             kind, out, '--num-train', '6', '--num-val', '6', '--size', '32'],
+            capture_output=True, text=True, env=env, check=True)
+        assert f'Wrote {kind} dataset' in result.stdout
+        assert synthetic_dataset_ready(out, kind=kind, num_train=6, size=32)
+
+
+def test_mmseg_dataset_reads_it(seg_root):
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import DATASETS
+    init_default_scope('mmseg')
+    dataset = DATASETS.build(dict(
+        type='SyntheticShapesDataset', data_root=seg_root,
+        data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation'),
+        pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+                  dict(type='PackSegInputs')]))
+    assert len(dataset) == SEG['num_val']
+    assert dataset.metainfo['classes'] == SEG_CLASSES
+    sample = dataset[0]['data_samples']
+    gt = sample.gt_sem_seg.data
+    # Label 0 is the background class, not "ignore": no reduce_zero_label shift.
+    expected = np.array(Image.open(sample.seg_map_path))
+    assert np.array_equal(gt[0].numpy(), expected)

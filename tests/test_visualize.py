@@ -1,0 +1,105 @@
+"""tools/analysis/visualize_locat.py: the PNG layout and what its panels hold."""
+import importlib.util
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import REPO
+from test_cls_configs import tiny_classifier_cfg
+
+TOOL = osp.join(REPO, 'tools', 'analysis', 'visualize_locat.py')
+
+
+@pytest.fixture(scope='module')
+def vis():
+    spec = importlib.util.spec_from_file_location('visualize_locat', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_model(tmp_path, name: str, seed: int):
+    """A tiny classifier's config file and checkpoint (this project's layout)."""
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    cfg = tiny_classifier_cfg(name, num_classes=5)
+    config = str(tmp_path / f'{name}.py')
+    cfg.dump(config)
+    init_default_scope(cfg.default_scope)
+    torch.manual_seed(seed)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    checkpoint = str(tmp_path / f'{name}.pth')
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    return config, checkpoint
+
+
+@pytest.fixture
+def image(tmp_path):
+    path = str(tmp_path / 'image.jpg')
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (50, 40, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.slow
+def test_png_layout_with_baseline(vis, tmp_path, image):
+    config, checkpoint = write_model(tmp_path, 'locat_vit_t_in1k', seed=0)
+    base_config, base_checkpoint = write_model(tmp_path, 'vit_t_in1k', seed=1)
+    out = str(tmp_path / 'maps.png')
+    assert vis.main([checkpoint, image, '--config', config, '--baseline-checkpoint',
+                     base_checkpoint, '--baseline-config', base_config, '--queries', '1,1',
+                     '2,3', '--out', out, '--img-size', '32']) == 0
+    # 2 layers; per query: bias, LocAtViT attention, ViT attention -> 6 columns.
+    cell = vis.CELL_INCHES * vis.DPI
+    assert Image.open(out).size == (6 * cell, 2 * cell)
+
+    out_one = str(tmp_path / 'one.png')
+    vis.main([checkpoint, image, '--config', config, '--layers', '1', '--out', out_one,
+              '--img-size', '32'])
+    assert Image.open(out_one).size == (2 * cell, 1 * cell)  # centre query, no baseline
+
+
+def test_maps_of_reference_checkpoint(vis, tmp_path, reference_fixture):
+    """The authors' (timm-layout) weights load; bias peaks at the query; attention is a
+    distribution over keys whose patch part matches the model's own attention."""
+    from locat_mm.models.utils.attention import pad_prefix
+    from locat_mm.models.utils.checkpoint import convert_timm_classifier
+
+    cfg = tiny_classifier_cfg('locat_vit_t_in1k', num_classes=10)
+    cfg.model.backbone.update(
+        arch=dict(embed_dims=128, num_layers=3, num_heads=2, feedforward_channels=512),
+        img_size=224, patch_size=16)
+    cfg.model.head.in_channels = 128
+    config = str(tmp_path / 'ref.py')
+    cfg.dump(config)
+    checkpoint = str(tmp_path / 'ref.pth')
+    torch.save({'model': reference_fixture['state_dict']}, checkpoint)
+    model = vis.load_classifier(config, checkpoint)
+    inputs = reference_fixture['cases'][1]['input'][:1]  # 96 x 160 -> a 6 x 10 grid
+    queries = [(2, 7), (5, 0)]
+    maps = vis.collect_maps(model, inputs, queries)
+    assert sorted(maps) == [0, 1, 2]
+
+    # The model's own attention probabilities, with the dense bias, for layer 1.
+    layer = model.backbone.layers[1].attn
+    captured = {}
+    vis.AttentionProbe([layer], lambda i, m, q, k, g, p: captured.update(q=q, k=k, g=g)).attach()
+    with torch.no_grad():
+        model.extract_feat(inputs)
+    q, k, grid = captured['q'], captured['k'], captured['g']
+    with torch.no_grad():
+        bias = layer.gaug.dense_bias(q[:, :, 1:], grid)
+        logits = (q @ k.transpose(-2, -1)) * layer.head_dims**-0.5 + pad_prefix(bias, 1)
+    probs = logits.softmax(-1)
+    for (y, x), (bias_map, attn_map) in zip(queries, maps[1]):
+        i = y * grid[1] + x
+        assert bias_map.shape == attn_map.shape == grid
+        assert np.unravel_index(bias_map.argmax(), grid) == (y, x)
+        np.testing.assert_allclose(bias_map, bias[0, :, i].mean(0).reshape(grid).numpy(),
+                                   rtol=1e-5, atol=1e-7)
+        expected = probs[0, :, 1 + i, 1:].mean(0).reshape(grid).numpy()
+        np.testing.assert_allclose(attn_map, expected, rtol=1e-4, atol=1e-6)

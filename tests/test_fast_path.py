@@ -48,15 +48,14 @@ def dense_path(gaug: GaussianAugmentation, q: Tensor, k: Tensor, v: Tensor, grid
     return dense_biased_attention(q, k, v, gaug.dense_bias(q[:, :, prefix:], grid), prefix)
 
 
-def factored_path(attention: Callable[..., Tensor]) -> Callable[..., Tensor]:
-    """A path that feeds GAug's separable factors to ``attention``."""
+def factored_path(gaug: GaussianAugmentation, q: Tensor, k: Tensor, v: Tensor, grid: Grid,
+                  prefix: int) -> Tensor:
+    return factored_biased_attention(q, k, v, gaug.terms(q, grid, prefix), prefix)
 
-    def run(gaug: GaussianAugmentation, q: Tensor, k: Tensor, v: Tensor, grid: Grid,
-            prefix: int) -> Tensor:
-        row_factor, col_factor = gaug(q[:, :, prefix:], grid)
-        return attention(q, k, v, row_factor, col_factor, prefix)
 
-    return run
+def flex_path(gaug: GaussianAugmentation, q: Tensor, k: Tensor, v: Tensor, grid: Grid,
+              prefix: int) -> Tensor:
+    return flex_biased_attention(q, k, v, *gaug(q[:, :, prefix:], grid), prefix)
 
 
 def output_and_grads(path: Callable[..., Tensor], gaug: GaussianAugmentation,
@@ -69,20 +68,31 @@ def output_and_grads(path: Callable[..., Tensor], gaug: GaussianAugmentation,
     return [out.detach()] + list(torch.autograd.grad(out, inputs, grad_out))
 
 
-def assert_all_close(got: Sequence[Tensor], want: Sequence[Tensor]) -> None:
-    """Float32 agreement of [output, d q, d k, d v, d GAug parameters...].
+def assert_close_scaled(got: Tensor, want: Tensor, tol: float = 1e-5, msg: str = '') -> None:
+    """Max abs error <= ``tol`` times the largest entry of ``want`` (at least 1).
 
-    GAug's parameter gradients are sums over B * heads * N^2 score gradients that largely
-    cancel; their float32 error reaches ~2e-5 of their largest entry for either path
-    (measured against float64), so they are compared at 1e-4 of it.
+    Float32 gradients of long sums are accurate relative to the tensor's scale, not
+    entry by entry (a small entry can be the difference of large terms).
     """
-    names = ['output', 'q', 'k', 'v'] + [f'gaug param {i}' for i in range(len(got) - 4)]
+    scale = max(1.0, want.abs().max().item())
+    torch.testing.assert_close(got, want, rtol=0, atol=tol * scale, msg=msg)
+
+
+def assert_all_close(names: Sequence[str], got: Sequence[Tensor],
+                     want: Sequence[Tensor]) -> None:
+    """Float32 agreement of outputs and gradients, named for the error message.
+
+    Gradients of GAug's parameters (names containing ``gaug``) are sums over
+    B * heads * N^2 score gradients that largely cancel; their float32 error reaches ~2e-5 of
+    their largest entry for either path (measured against float64): compared at 1e-4.
+    """
+    assert len(names) == len(got) == len(want)
     for name, a, b in zip(names, got, want):
-        if name.startswith('gaug'):
-            tol = 1e-4 * max(1.0, b.abs().max().item())
-            torch.testing.assert_close(a, b, rtol=0, atol=tol, msg=name)
-        else:
-            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
+        assert_close_scaled(a, b, 1e-4 if 'gaug' in name else 1e-5, msg=name)
+
+
+def kernel_names(gaug: GaussianAugmentation) -> List[str]:
+    return ['output', 'q', 'k', 'v'] + [f'gaug.{n}' for n, _ in gaug.named_parameters()]
 
 
 @pytest.mark.parametrize('prefix', [0, 1, 2])
@@ -92,8 +102,8 @@ def test_factored_matches_dense(grid, prefix):
     gaug = spread_gaug(seed=grid[1] + prefix)
     qkv = random_qkv(grid, prefix, seed=prefix)
     want = output_and_grads(dense_path, gaug, qkv, grid, prefix)
-    got = output_and_grads(factored_path(factored_biased_attention), gaug, qkv, grid, prefix)
-    assert_all_close(got, want)
+    got = output_and_grads(factored_path, gaug, qkv, grid, prefix)
+    assert_all_close(kernel_names(gaug), got, want)
 
 
 def test_prefix_rows_and_columns_get_no_bias():
@@ -105,7 +115,7 @@ def test_prefix_rows_and_columns_get_no_bias():
     # attention weight on each prefix key.
     v = torch.zeros_like(q)
     v[..., :prefix, :prefix] = torch.eye(prefix)
-    out = factored_path(factored_biased_attention)(gaug, q, k, v, grid, prefix).detach()
+    out = factored_path(gaug, q, k, v, grid, prefix).detach()
 
     plain = F.scaled_dot_product_attention(q[:, :, :prefix], k, v)
     torch.testing.assert_close(out[:, :, :prefix], plain, rtol=1e-6, atol=1e-6)
@@ -130,6 +140,10 @@ def layer_pair(impl: str, seed: int = 0) -> Tuple[LocAtAttention, LocAtAttention
     return fast, dense
 
 
+def layer_names(layer: LocAtAttention) -> List[str]:
+    return ['output', 'x'] + [n for n, _ in layer.named_parameters()]
+
+
 def layer_output_and_grads(layer: LocAtAttention, x: Tensor, grid: Grid,
                            prefix: int) -> List[Tensor]:
     x = x.detach().requires_grad_()
@@ -146,8 +160,7 @@ def test_layer_in_training_mode_matches_dense_beyond_grid_32():
     x = torch.randn(2, prefix + grid[0] * grid[1], 2 * HEAD_DIM)
     got = layer_output_and_grads(fast.train(), x, grid, prefix)
     want = layer_output_and_grads(dense.train(), x, grid, prefix)
-    for a, b in zip(got, want):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * max(1.0, b.abs().max().item()))
+    assert_all_close(layer_names(fast), got, want)
 
 
 @pytest.mark.parametrize('side', [14, 32, 64])
@@ -161,7 +174,7 @@ def test_factored_finite_under_autocast(dtype, side):
     with torch.autocast('cpu', dtype=dtype):
         q, k, v = proj(x).chunk(3, dim=-1)
         assert q.dtype == dtype
-        out = factored_path(factored_biased_attention)(gaug, q, k, v, (side, side), 1)
+        out = factored_path(gaug, q, k, v, (side, side), 1)
     assert out.dtype == dtype and torch.isfinite(out).all()
     grads = torch.autograd.grad(out.float().square().mean(),
                                 [x] + list(gaug.parameters()) + list(proj.parameters()))
@@ -186,9 +199,8 @@ def test_full_model_factored_equals_dense_in_training():
         (out,) = model(images)
         out.square().sum().backward()
         results.append([out.detach()] + [p.grad for p in model.parameters()])
-    assert len(results[0]) == len(results[1]) == 1 + len(list(fast.parameters()))
-    for a, b in zip(*results):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    names = ['output'] + [n for n, _ in fast.named_parameters()]
+    assert_all_close(names, *results)
 
 
 # ---------------------------------------------------------------------- FlexAttention
@@ -199,9 +211,8 @@ def test_flex_forward_matches_dense_on_cpu(prefix):
     gaug = spread_gaug(seed=prefix)
     qkv = [t.detach() for t in random_qkv(grid, prefix, seed=prefix)]
     with torch.no_grad():
-        row_factor, col_factor = gaug(qkv[0][:, :, prefix:], grid)
-        assert flex_supported(*qkv, row_factor, col_factor)
-        got = flex_biased_attention(*qkv, row_factor, col_factor, prefix)
+        assert flex_supported(*qkv, *gaug(qkv[0][:, :, prefix:], grid))
+        got = flex_path(gaug, *qkv, grid, prefix)
         want = dense_path(gaug, *qkv, grid, prefix)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
@@ -218,8 +229,8 @@ def test_flex_gradients_match_dense(monkeypatch):
     gaug = spread_gaug(seed=5)
     qkv = random_qkv(grid, prefix, seed=5)
     want = output_and_grads(dense_path, gaug, qkv, grid, prefix)
-    got = output_and_grads(factored_path(flex_biased_attention), gaug, qkv, grid, prefix)
-    assert_all_close(got, want)
+    got = output_and_grads(flex_path, gaug, qkv, grid, prefix)
+    assert_all_close(kernel_names(gaug), got, want)
 
 
 def test_flex_supported_only_where_torch_runs_it(monkeypatch):
@@ -268,8 +279,7 @@ def test_flex_on_cuda():
     x = torch.randn(2, prefix + grid[0] * grid[1], 2 * HEAD_DIM, device='cuda')
     got = layer_output_and_grads(fast, x, grid, prefix)
     want = layer_output_and_grads(dense, x, grid, prefix)
-    for a, b in zip(got, want):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * max(1.0, b.abs().max().item()))
+    assert_all_close(layer_names(fast), got, want)
 
     grid = (64, 64)
     x = torch.randn(1, prefix + grid[0] * grid[1], 2 * HEAD_DIM, device='cuda')

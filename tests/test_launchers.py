@@ -154,6 +154,7 @@ val_cfg = dict()
 test_cfg = dict()
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1),
                      visualization=dict(type='VisualizationHook', enable=False))
+visualizer = dict(type='UniversalVisualizer', vis_backends=[dict(type='LocalVisBackend')])
 """
 
 

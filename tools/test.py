@@ -1,7 +1,8 @@
 """Test (and evaluate) a checkpoint of an MMSegmentation or MMPretrain config.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out OUT] [--show]
-                         [--show-dir DIR] [--wait-time S] [--tta] [--cfg-options k=v ...]
+                         [--show-dir DIR] [--wait-time S] [--interval N] [--tta]
+                         [--cfg-options k=v ...]
                          [--launcher {none,pytorch,slurm,mpi}]
 
 The toolbox comes from the config's ``default_scope`` and the options mean what they mean in
@@ -29,6 +30,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--show-dir', help='folder to save painted predictions to')
     parser.add_argument('--wait-time', type=float, default=2,
                         help='seconds each shown image stays (with --show)')
+    parser.add_argument('--interval', type=int, default=1,
+                        help='paint every n-th image (with --show/--show-dir)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
@@ -47,7 +50,7 @@ def _setup_mmseg(cfg: Config, args: argparse.Namespace) -> None:
         if hook is None:
             raise RuntimeError("--show/--show-dir need default_hooks.visualization="
                                "dict(type='SegVisualizationHook') in the config.")
-        hook.draw = True
+        hook.draw, hook.interval = True, args.interval
         if args.show:
             hook.show, hook.wait_time = True, args.wait_time
         if args.show_dir:
@@ -70,7 +73,7 @@ def _setup_mmpretrain(cfg: Config, args: argparse.Namespace) -> None:
             raise RuntimeError("--show/--show-dir need default_hooks.visualization="
                                "dict(type='VisualizationHook') in the config.")
         hook.enable, hook.show, hook.wait_time = True, args.show, args.wait_time
-        hook.out_dir = args.show_dir
+        hook.out_dir, hook.interval = args.show_dir, args.interval
     if args.tta:
         cfg.setdefault('tta_model', dict(type='mmpretrain.AverageClsScoreTTA'))
         if 'tta_pipeline' not in cfg:
@@ -94,7 +97,7 @@ def main(argv=None) -> None:
     launch.adapt_for_cpu_distributed(cfg)
     runner = launch.build_runner(cfg)
     if box == 'mmpretrain' and args.out:
-        from mmpretrain.evaluation import DumpResults
+        from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     runner.test()
 

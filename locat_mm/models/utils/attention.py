@@ -1,14 +1,16 @@
 """Attention kernels of LocAtViT: Gaussian-biased attention (dense and factored) and PRR."""
 import math
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .gaug import GaussianTerms
+
 # Elements of one (rows x keys) score chunk in the factored backward pass; bounds the transient
 # memory of a layer's backward to a few such chunks (32 MiB each in float32).
-_CHUNK_ELEMENTS = 1 << 23
+_CHUNK_ELEMENTS = 1 << 20
 
 
 def pad_prefix(patch_bias: Tensor, num_prefix: int) -> Tensor:
@@ -49,46 +51,84 @@ def _add_factored_bias(scores: Tensor, row_factor: Tensor, col_factor: Tensor,
     ``addcmul_`` multiplies the two factors straight into the score block, so no N x N
     temporary is made.
     """
+    block, row, col = _patch_block(scores, row_factor, col_factor, rows, num_prefix)
+    if block is not None:
+        block.addcmul_(row, col)
+
+
+def _bias_mask(q: Tensor, row_factor: Tensor, col_factor: Tensor, rows: slice,
+               num_prefix: int) -> Tensor:
+    """The additive mask (B, heads, len(rows), P + N) of query rows ``rows``, in q's dtype."""
+    mask = q.new_empty(q.shape[:-2] + (rows.stop - rows.start, q.shape[-2]))
+    block, row, col = _patch_block(mask, row_factor, col_factor, rows, num_prefix)
+    if block is None:
+        return mask.zero_()
+    torch.mul(row, col, out=block)  # written in place: one pass, no temporary
+    prefix_rows = mask.shape[-2] - block.shape[-3]
+    mask[..., :prefix_rows, :].zero_()
+    mask[..., prefix_rows:, :num_prefix].zero_()
+    return mask
+
+
+def _patch_block(scores: Tensor, row_factor: Tensor, col_factor: Tensor, rows: slice,
+                 num_prefix: int) -> Tuple[Optional[Tensor], Tensor, Tensor]:
+    """The patch-to-patch part of a score chunk as (B, heads, n, H, W), with the matching
+    (B, heads, n, H, 1) and (B, heads, n, 1, W) factors; ``None`` if the chunk has no patch
+    query."""
     start = max(rows.start, num_prefix)
-    if start >= rows.stop:
-        return
     patch_rows = slice(start - num_prefix, rows.stop - num_prefix)
     H, W = row_factor.shape[-1], col_factor.shape[-1]
+    if start >= rows.stop:
+        return None, row_factor, col_factor
     block = scores[..., start - rows.start:, num_prefix:].unflatten(-1, (H, W))
-    block.addcmul_(row_factor[..., patch_rows, :, None].to(scores.dtype),
-                   col_factor[..., patch_rows, None, :].to(scores.dtype))
+    return (block, row_factor[..., patch_rows, :, None].to(scores.dtype),
+            col_factor[..., patch_rows, None, :].to(scores.dtype))
 
 
 def _accumulate(total: Optional[Tensor], part: Tensor) -> Tensor:
     return part if total is None else total.add_(part)
 
 
-class _FactoredBiasedAttention(torch.autograd.Function):
-    """Gaussian-biased attention that never keeps an N x N tensor for the backward pass.
+def _row_chunks(q: Tensor) -> range:
+    """Start rows of query chunks whose (rows x keys) score block has about _CHUNK_ELEMENTS."""
+    B, heads, L, _ = q.shape
+    return range(0, L, max(1, _CHUNK_ELEMENTS // max(1, B * heads * L)))
 
-    Forward runs the fused scaled-dot-product kernel with the bias as an additive mask that
-    exists only for that call. Backward recomputes the scores chunk by chunk of query rows and
-    reduces the score gradient straight onto the two per-axis factors.
+
+class _FactoredBiasedAttention(torch.autograd.Function):
+    """Gaussian-biased attention that keeps nothing N x N, nor N x H, between passes.
+
+    Forward runs the fused scaled-dot-product kernel, chunk by chunk of query rows, with the
+    bias of the chunk as an additive mask. Backward recomputes the factors and, chunk by chunk,
+    the scores, and reduces the score gradient straight onto the per-query terms. Saved: q, k,
+    v, the output, and the (B, heads, N, 3) terms.
     """
 
     @staticmethod
-    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, row_factor: Tensor, col_factor: Tensor,
-                num_prefix: int) -> Tensor:
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, inv_var: Tensor, amp: Tensor,
+                row_dist: Tensor, col_dist: Tensor, num_prefix: int) -> Tensor:
+        terms = GaussianTerms(inv_var, amp, row_dist, col_dist)
+        row_factor, col_factor = terms.factors()
         L = q.shape[-2]
-        mask = q.new_zeros(q.shape[:-2] + (L, L))
-        _add_factored_bias(mask, row_factor, col_factor, slice(0, L), num_prefix)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        del mask
-        ctx.save_for_backward(q, k, v, out, row_factor, col_factor)
+        out = torch.empty_like(q)
+        chunks = _row_chunks(q)
+        for start in chunks:
+            rows = slice(start, min(L, start + chunks.step))
+            mask = _bias_mask(q, row_factor, col_factor, rows, num_prefix)
+            out[..., rows, :] = F.scaled_dot_product_attention(
+                q[..., rows, :], k, v, attn_mask=mask)
+        ctx.save_for_backward(q, k, v, out, *terms)
         ctx.num_prefix = num_prefix
         return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        q, k, v, out, row_factor, col_factor = ctx.saved_tensors
+        q, k, v, out, *saved = ctx.saved_tensors
+        terms = GaussianTerms(*saved)
+        row_factor, col_factor = terms.factors()
         P = ctx.num_prefix
         scale = q.shape[-1]**-0.5
-        B, heads, L, _ = q.shape
+        L = q.shape[-2]
         H, W = row_factor.shape[-1], col_factor.shape[-1]
         # One copy each up front; the matmuls below then read them in place.
         q, k, v, grad_out = (t.contiguous() for t in (q, k, v, grad_out))
@@ -100,11 +140,12 @@ class _FactoredBiasedAttention(torch.autograd.Function):
         dk = dv = None
         d_row = torch.zeros_like(row_factor)
         d_col = torch.zeros_like(col_factor)
-        chunk = max(1, _CHUNK_ELEMENTS // max(1, B * heads * L))
-        for start in range(0, L, chunk):
-            rows = slice(start, min(L, start + chunk))
-            q_rows, go = q[..., rows, :], grad_out[..., rows, :]
-            scores = torch.matmul(q_rows, k.transpose(-2, -1)).to(acc).mul_(scale)
+        chunks = _row_chunks(q)
+        for start in chunks:
+            rows = slice(start, min(L, start + chunks.step))
+            # Scaling the chunk's queries is cheaper than scaling its scores; dk reuses them.
+            q_rows, go = q[..., rows, :] * scale, grad_out[..., rows, :]
+            scores = torch.matmul(q_rows, k.transpose(-2, -1)).to(acc)
             _add_factored_bias(scores, row_factor, col_factor, rows, P)
             probs = scores.softmax(dim=-1)
             del scores
@@ -117,35 +158,42 @@ class _FactoredBiasedAttention(torch.autograd.Function):
                 patch_rows = slice(first - P, rows.stop - P)
                 ds_patch = d_scores[..., first - rows.start:, P:].unflatten(-1, (H, W)).to(
                     row_factor.dtype)
-                # Elementwise products and sums read the strided block without copying it.
-                d_row[..., patch_rows, :] = (ds_patch * col_factor[..., patch_rows, None, :]).sum(-1)
-                d_col[..., patch_rows, :] = (ds_patch * row_factor[..., patch_rows, :, None]).sum(-2)
+                # Products and sums read the strided block without copying it.
+                d_row[..., patch_rows, :] = (ds_patch *
+                                             col_factor[..., patch_rows, None, :]).sum(-1)
+                d_col[..., patch_rows, :] = (ds_patch *
+                                             row_factor[..., patch_rows, :, None]).sum(-2)
                 del ds_patch
             ds_lp = d_scores.to(q.dtype)
             dq_parts.append(torch.matmul(ds_lp, k).mul_(scale))
-            dk = _accumulate(dk, torch.matmul(ds_lp.transpose(-2, -1), q_rows).to(acc).mul_(scale))
+            dk = _accumulate(dk, torch.matmul(ds_lp.transpose(-2, -1), q_rows).to(acc))
         dq = dq_parts[0] if len(dq_parts) == 1 else torch.cat(dq_parts, dim=-2)
-        return dq, dk.to(k.dtype), dv.to(v.dtype), d_row, d_col, None
+        # Chain rule through row = a * exp(Dy * inv_y) and col = exp(Dx * inv_x).
+        d_row_scaled = d_row * row_factor
+        d_inv = torch.cat([(d_row_scaled * terms.row_dist).sum(-1, keepdim=True),
+                           (d_col * col_factor * terms.col_dist).sum(-1, keepdim=True)], -1)
+        d_amp = (d_row * torch.exp(terms.row_dist * terms.inv_var[..., 0:1])).sum(
+            -1, keepdim=True)
+        return dq, dk.to(k.dtype), dv.to(v.dtype), d_inv, d_amp, None, None, None
 
 
-def factored_biased_attention(q: Tensor, k: Tensor, v: Tensor, row_factor: Tensor,
-                              col_factor: Tensor, num_prefix: int) -> Tensor:
-    """Gaussian-biased attention from the bias's separable factors.
+def factored_biased_attention(q: Tensor, k: Tensor, v: Tensor, terms: GaussianTerms,
+                              num_prefix: int) -> Tensor:
+    """Gaussian-biased attention from the bias's per-query terms.
 
-    Equals :func:`dense_biased_attention` with ``patch_bias[..., i, y*W + x] =
-    row_factor[..., i, y] * col_factor[..., i, x]``, without storing any N x N tensor between
-    forward and backward. No attention dropout.
+    Equals :func:`dense_biased_attention` with the bias of ``terms`` (``patch_bias[..., i,
+    y*W + x] = row_factor[..., i, y] * col_factor[..., i, x]``), while storing nothing larger
+    than q, k and v between forward and backward. No attention dropout.
 
     Args:
         q, k, v (Tensor): (B, heads, P + N, c).
-        row_factor (Tensor): (B, heads, N, H), float32.
-        col_factor (Tensor): (B, heads, N, W), float32.
+        terms (GaussianTerms): From ``GaussianAugmentation.terms``; float32.
         num_prefix (int): P.
 
     Returns:
         Tensor: (B, heads, P + N, c).
     """
-    return _FactoredBiasedAttention.apply(q, k, v, row_factor, col_factor, num_prefix)
+    return _FactoredBiasedAttention.apply(q, k, v, *terms, num_prefix)
 
 
 def parameter_free_attention(x: Tensor, num_heads: int) -> Tensor:

@@ -1,7 +1,7 @@
 """GAug: the learnable per-query Gaussian bias of LocAtViT's attention (SPEC section 1)."""
 import math
 from functools import lru_cache
-from typing import Tuple
+from typing import NamedTuple, Tuple
 
 import torch
 import torch.nn as nn
@@ -28,6 +28,26 @@ def _axis_distance(length: int, floor: float, device: torch.device) -> Tensor:
     """(length, length) table of ``max(-0.5 (i - j)^2, floor)`` along one grid axis."""
     pos = torch.arange(length, device=device, dtype=torch.float32)
     return (-0.5 * (pos[:, None] - pos[None, :])**2).clamp_min(floor)
+
+
+class GaussianTerms(NamedTuple):
+    """What GAug's bias is made of, per query; all float32.
+
+    ``inv_var`` (B, heads, N, 2) is ``1 / (v + eps)`` per axis (rows, columns), ``amp``
+    (B, heads, N, 1) the amplitude, ``row_dist`` (N, H) and ``col_dist`` (N, W) the clamped
+    half squared distances from each query's row / column to every row / column.
+    """
+    inv_var: Tensor
+    amp: Tensor
+    row_dist: Tensor
+    col_dist: Tensor
+
+    def factors(self) -> Tuple[Tensor, Tensor]:
+        """``row_factor[..., i, y] = a_i exp(Dy(y_i, y) / (vy_i + eps))`` (B, heads, N, H) and
+        ``col_factor[..., i, x] = exp(Dx(x_i, x) / (vx_i + eps))`` (B, heads, N, W)."""
+        row = self.amp * torch.exp(self.row_dist * self.inv_var[..., 0:1])
+        col = torch.exp(self.col_dist * self.inv_var[..., 1:2])
+        return row, col
 
 
 class GaussianAugmentation(nn.Module):
@@ -79,28 +99,36 @@ class GaussianAugmentation(nn.Module):
             var = var * (min(grid) / min(self.base_grid))
         return var, F.softplus(t)
 
+    def terms(self, q: Tensor, grid: Tuple[int, int], num_prefix: int = 0) -> 'GaussianTerms':
+        """The per-query quantities that define the bias, without expanding it.
+
+        Args:
+            q (Tensor): Queries, (B, heads, P + N, c), patches (N = H * W) in row-major order
+                after ``num_prefix`` prefix tokens, which get no terms. Taking the whole of a
+                contiguous q lets the maps read it in place.
+            grid (tuple[int, int]): Current patch grid (H, W).
+            num_prefix (int): P.
+        """
+        H, W = grid
+        var, amp = self.variance_amplitude(q, grid)
+        var, amp = var[..., num_prefix:, :], amp[..., num_prefix:, :]
+        # Each query's own row/column of the per-axis distance table.
+        row_dist = _axis_distance(H, self.dist_floor, q.device).repeat_interleave(W, dim=0)
+        col_dist = _axis_distance(W, self.dist_floor, q.device).repeat(H, 1)
+        return GaussianTerms(1.0 / (var + self.eps), amp, row_dist, col_dist)
+
     def forward(self, q: Tensor, grid: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
-        """Separable factors of the bias.
+        """Separable factors of the bias (see :meth:`GaussianTerms.factors`), float32.
 
         Args:
             q (Tensor): Patch queries, (B, heads, N, c) with N = H * W in row-major order.
             grid (tuple[int, int]): Current patch grid (H, W).
 
         Returns:
-            tuple[Tensor, Tensor]: ``row_factor`` (B, heads, N, H) with
-            ``row_factor[..., i, y] = a_i exp(Dy(y_i, y) / (vy_i + eps))`` and ``col_factor``
-            (B, heads, N, W) with ``col_factor[..., i, x] = exp(Dx(x_i, x) / (vx_i + eps))``,
-            both float32.
+            tuple[Tensor, Tensor]: ``row_factor`` (B, heads, N, H) and ``col_factor``
+            (B, heads, N, W).
         """
-        H, W = grid
-        var, amp = self.variance_amplitude(q, grid)
-        inv = 1.0 / (var + self.eps)
-        # Each query's own row/column of the per-axis distance table.
-        rows = _axis_distance(H, self.dist_floor, q.device).repeat_interleave(W, dim=0)
-        cols = _axis_distance(W, self.dist_floor, q.device).repeat(H, 1)
-        row_factor = amp * torch.exp(rows * inv[..., 0:1])
-        col_factor = torch.exp(cols * inv[..., 1:2])
-        return row_factor, col_factor
+        return self.terms(q, grid).factors()
 
     @staticmethod
     def combine(row_factor: Tensor, col_factor: Tensor) -> Tensor:

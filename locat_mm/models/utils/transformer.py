@@ -61,7 +61,9 @@ class LocAtAttention(nn.Module):
         """(B, P + H*W, C) tokens on grid (H, W) -> (B, P + H*W, C)."""
         B, L, C = x.shape
         qkv = self.qkv(x).reshape(B, L, 3, self.num_heads, self.head_dims)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        # Contiguous heads: the attention kernels would copy them anyway, and GAug's maps then
+        # read q in place (as the kernels' saved input) instead of saving a copy of their own.
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).contiguous().unbind(0)
         dropout_p = self.attn_drop if self.training else 0.
         if self.gaug is None:
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
@@ -69,12 +71,11 @@ class LocAtAttention(nn.Module):
             bias = self.gaug.dense_bias(q[:, :, num_prefix:], grid)
             out = dense_biased_attention(q, k, v, bias.to(q.dtype), num_prefix, dropout_p)
         else:
-            row_factor, col_factor = self.gaug(q[:, :, num_prefix:], grid)
-            if self.gaug_impl == 'flex' and flex_supported(q, k, v, row_factor, col_factor):
-                attention = flex_biased_attention
+            terms = self.gaug.terms(q, grid, num_prefix)
+            if self.gaug_impl == 'flex' and flex_supported(q, k, v, terms.inv_var, terms.amp):
+                out = flex_biased_attention(q, k, v, *terms.factors(), num_prefix)
             else:
-                attention = factored_biased_attention
-            out = attention(q, k, v, row_factor, col_factor, num_prefix)
+                out = factored_biased_attention(q, k, v, terms, num_prefix)
         out = out.transpose(1, 2).reshape(B, L, C)
         return self.proj_drop(self.proj(out))
 

@@ -4,7 +4,8 @@
 custom_imports = dict(imports=['locat_mm'], allow_failed_imports=False)
 data_preprocessor = dict(
     type='SegDataPreProcessor',
-    # ImageNet mean/std in 0-255 RGB, as the backbone was pretrained with.
+    # ImageNet mean/std in 0-255 RGB: the paper's dense protocols use them, although the
+    # classification recipe normalises with mean = std = 127.5.
     mean=[123.675, 116.28, 103.53],
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True,

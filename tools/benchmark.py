@@ -231,6 +231,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--gaug-impl', choices=['factored', 'flex'], default='factored',
         help='GAug path of the measured LocAtViT (the dense one is always measured too)')
+    parser.add_argument(
+        '--threads', type=int,
+        help='CPU threads (torch.set_num_threads); default: torch\'s. On a machine shared '
+        'with other jobs, 1 thread gives the steadiest ratios')
     parser.add_argument('--repeats', type=int, default=5, help='timed steps per backbone')
     parser.add_argument('--warmup', type=int, default=2, help='untimed steps per backbone')
     parser.add_argument('--json', metavar='FILE', help='also write the results as JSON')
@@ -247,6 +251,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     """Runs the benchmark, prints the table, writes ``--json``; returns the JSON document."""
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     rows = []
     for spec in args.arch:

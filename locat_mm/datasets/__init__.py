@@ -8,6 +8,7 @@ from .synthetic import (CLS_CLASSES, SEG_CLASSES, SEG_PALETTE, make_synthetic_cl
                         make_synthetic_segmentation, synthetic_dataset_ready)
 
 __all__ = [
-    'BACKGROUNDS', 'PATTERNS', 'SHAPES', 'draw_scene', 'shape_mask', 'texture', 'CLS_CLASSES', 'SEG_CLASSES', 'SEG_PALETTE',
+    'BACKGROUNDS', 'PATTERNS', 'SHAPES', 'draw_scene', 'shape_mask', 'texture', 'CLS_CLASSES',
+    'SEG_CLASSES', 'SEG_PALETTE',
     'make_synthetic_classification', 'make_synthetic_segmentation', 'synthetic_dataset_ready'
 ]

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .fused_cpu import fused_cpu_ops
 from .gaug import GaussianTerms
 
 # Elements of one (rows x keys) score chunk in the factored backward pass; bounds the transient
@@ -95,13 +96,61 @@ def _row_chunks(q: Tensor) -> range:
     return range(0, L, max(1, _CHUNK_ELEMENTS // max(1, B * heads * L)))
 
 
+def _biased_softmax(scores: Tensor, row_factor: Tensor, col_factor: Tensor, rows: slice,
+                    num_prefix: int) -> Tensor:
+    """``softmax(scores + bias)`` of a float32 score chunk (B, heads, len(rows), P + N)."""
+    fused = fused_cpu_ops(scores, row_factor, col_factor)
+    if fused is None:
+        _add_factored_bias(scores, row_factor, col_factor, rows, num_prefix)
+        return scores.softmax(dim=-1)
+    B, heads, R, L = scores.shape
+    fused.bias_softmax_(
+        scores.view(B * heads, R, L), *_flat_factors(row_factor, col_factor), rows.start,
+        num_prefix)
+    return scores
+
+
+def _softmax_backward_factors(d_probs: Tensor, probs: Tensor, delta: Tensor,
+                              row_factor: Tensor, col_factor: Tensor, d_row: Tensor,
+                              d_col: Tensor, rows: slice, num_prefix: int) -> Tensor:
+    """Score gradient ``probs * (d_probs - delta)`` of a chunk (in place of ``d_probs``), and the
+    gradient of the chunk's patch queries' bias factors written into ``d_row`` / ``d_col``."""
+    fused = fused_cpu_ops(d_probs, probs, row_factor, col_factor)
+    if fused is None:
+        d_scores = d_probs.sub_(delta).mul_(probs)
+        block, _, _ = _patch_block(d_scores, row_factor, col_factor, rows, num_prefix)
+        if block is not None:
+            patch_rows = slice(rows.stop - num_prefix - block.shape[-3], rows.stop - num_prefix)
+            block = block.to(row_factor.dtype)
+            # Products and sums read the strided block without copying it.
+            d_row[..., patch_rows, :] = (block * col_factor[..., patch_rows, None, :]).sum(-1)
+            d_col[..., patch_rows, :] = (block * row_factor[..., patch_rows, :, None]).sum(-2)
+        return d_scores
+    B, heads, R, L = d_probs.shape
+    fused.softmax_backward_factors_(
+        d_probs.view(B * heads, R, L), probs.view(B * heads, R, L),
+        delta.reshape(B * heads, R), *_flat_factors(row_factor, col_factor),
+        *_flat_factors(d_row, d_col), rows.start, num_prefix)
+    return d_probs
+
+
+def _flat_factors(row: Tensor, col: Tensor) -> Tuple[Tensor, Tensor]:
+    return row.flatten(0, 1), col.flatten(0, 1)
+
+
+def _chunk_scores(q_rows: Tensor, k: Tensor, acc: torch.dtype) -> Tensor:
+    """Scores of already scaled query rows against all keys, contiguous, in ``acc``."""
+    return torch.matmul(q_rows, k.transpose(-2, -1)).to(acc).contiguous()
+
+
 class _FactoredBiasedAttention(torch.autograd.Function):
     """Gaussian-biased attention that keeps nothing N x N, nor N x H, between passes.
 
-    Forward runs the fused scaled-dot-product kernel, chunk by chunk of query rows, with the
-    bias of the chunk as an additive mask. Backward recomputes the factors and, chunk by chunk,
-    the scores, and reduces the score gradient straight onto the per-query terms. Saved: q, k,
-    v, the output, and the (B, heads, N, 3) terms.
+    Forward and backward work chunk by chunk of query rows. On the CPU (float32) the scores of
+    a chunk are a matrix product followed by one fused bias-and-softmax pass; elsewhere the
+    fused scaled-dot-product kernel runs with the chunk's bias as an additive mask. Backward
+    recomputes the factors and the scores and reduces the score gradient straight onto the
+    per-query terms. Saved: q, k, v, the output, and the (B, heads, N, 3) terms.
     """
 
     @staticmethod
@@ -109,14 +158,22 @@ class _FactoredBiasedAttention(torch.autograd.Function):
                 row_dist: Tensor, col_dist: Tensor, num_prefix: int) -> Tensor:
         terms = GaussianTerms(inv_var, amp, row_dist, col_dist)
         row_factor, col_factor = terms.factors()
+        scale = q.shape[-1]**-0.5
         L = q.shape[-2]
+        fused = fused_cpu_ops(q, k, v, row_factor) is not None
         out = torch.empty_like(q)
         chunks = _row_chunks(q)
         for start in chunks:
             rows = slice(start, min(L, start + chunks.step))
-            mask = _bias_mask(q, row_factor, col_factor, rows, num_prefix)
-            out[..., rows, :] = F.scaled_dot_product_attention(
-                q[..., rows, :], k, v, attn_mask=mask)
+            if fused:
+                probs = _biased_softmax(
+                    _chunk_scores(q[..., rows, :] * scale, k, q.dtype), row_factor,
+                    col_factor, rows, num_prefix)
+                out[..., rows, :] = torch.matmul(probs, v)
+            else:
+                mask = _bias_mask(q, row_factor, col_factor, rows, num_prefix)
+                out[..., rows, :] = F.scaled_dot_product_attention(
+                    q[..., rows, :], k, v, attn_mask=mask)
         ctx.save_for_backward(q, k, v, out, *terms)
         ctx.num_prefix = num_prefix
         return out
@@ -129,7 +186,6 @@ class _FactoredBiasedAttention(torch.autograd.Function):
         P = ctx.num_prefix
         scale = q.shape[-1]**-0.5
         L = q.shape[-2]
-        H, W = row_factor.shape[-1], col_factor.shape[-1]
         # One copy each up front; the matmuls below then read them in place.
         q, k, v, grad_out = (t.contiguous() for t in (q, k, v, grad_out))
         # Scores, softmax and accumulations in at least float32, also under autocast.
@@ -145,25 +201,13 @@ class _FactoredBiasedAttention(torch.autograd.Function):
             rows = slice(start, min(L, start + chunks.step))
             # Scaling the chunk's queries is cheaper than scaling its scores; dk reuses them.
             q_rows, go = q[..., rows, :] * scale, grad_out[..., rows, :]
-            scores = torch.matmul(q_rows, k.transpose(-2, -1)).to(acc)
-            _add_factored_bias(scores, row_factor, col_factor, rows, P)
-            probs = scores.softmax(dim=-1)
-            del scores
+            probs = _biased_softmax(
+                _chunk_scores(q_rows, k, acc), row_factor, col_factor, rows, P)
             dv = _accumulate(dv, torch.matmul(probs.transpose(-2, -1).to(go.dtype), go).to(acc))
-            d_scores = torch.matmul(go, v.transpose(-2, -1)).to(acc)
-            d_scores.sub_(delta[..., rows, :]).mul_(probs)
+            d_scores = _softmax_backward_factors(
+                torch.matmul(go, v.transpose(-2, -1)).to(acc), probs,
+                delta[..., rows, :].contiguous(), row_factor, col_factor, d_row, d_col, rows, P)
             del probs
-            first = max(rows.start, P)
-            if first < rows.stop:
-                patch_rows = slice(first - P, rows.stop - P)
-                ds_patch = d_scores[..., first - rows.start:, P:].unflatten(-1, (H, W)).to(
-                    row_factor.dtype)
-                # Products and sums read the strided block without copying it.
-                d_row[..., patch_rows, :] = (ds_patch *
-                                             col_factor[..., patch_rows, None, :]).sum(-1)
-                d_col[..., patch_rows, :] = (ds_patch *
-                                             row_factor[..., patch_rows, :, None]).sum(-2)
-                del ds_patch
             ds_lp = d_scores.to(q.dtype)
             dq_parts.append(torch.matmul(ds_lp, k).mul_(scale))
             dk = _accumulate(dk, torch.matmul(ds_lp.transpose(-2, -1), q_rows).to(acc))

@@ -140,3 +140,23 @@ def build_runner(cfg: Config) -> Runner:
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
+
+
+def classifier_checkpoint(path: str, work_dir: str) -> str:
+    """The checkpoint to test an MMPretrain config with.
+
+    An authors' checkpoint (timm layout) is converted once into ``work_dir`` (see
+    ``tools/model_converters/locat_timm2mm.py``); any other checkpoint is used as it is.
+    """
+    from locat_mm.models.utils.checkpoint import (convert_timm_classifier_file,
+                                                  is_timm_layout, unwrap_state_dict)
+    if not osp.isfile(path):
+        return path  # a URL, or missing: the Runner's loader reports it
+    raw = torch.load(path, map_location='cpu', weights_only=False)
+    if not is_timm_layout(unwrap_state_dict(raw)):
+        return path
+    converted = osp.join(work_dir, 'converted_' + osp.basename(path))
+    convert_timm_classifier_file(path, converted)
+    print_log(f'{path} is in the authors\' (timm) layout: converted to {converted}',
+              logger='current')
+    return converted

@@ -175,3 +175,37 @@ def test_tools_with_an_mmpretrain_config(tmp_path):
                             'visualizer.name=cls_test'])
     with open(out, 'rb') as f:
         assert len(pickle.load(f)) == 6
+
+
+@pytest.mark.slow
+def test_tools_test_reads_an_authors_checkpoint(reference_fixture, tmp_path):
+    """tools/test.py evaluates a timm-layout classifier as it is (converted on the fly)."""
+    import torch
+    from locat_mm.models.utils.checkpoint import convert_timm_classifier
+    root = str(tmp_path / 'cls')
+    make_synthetic_classification(root, num_train=2, num_val=6, size=32)
+    config = tmp_path / 'authors_cls.py'
+    config.write_text(
+        MMPRETRAIN_CONFIG.replace('{root}', root).replace(
+            "arch=dict(embed_dims=48, num_layers=2, num_heads=3,\n"
+            "                  feedforward_channels=96), img_size=32, patch_size=8",
+            'arch=dict(embed_dims=128, num_layers=3, num_heads=2, '
+            'feedforward_channels=512), img_size=224, patch_size=16').replace(
+                "dict(type='LinearClsHead', num_classes=6, in_channels=48",
+                "dict(type='VisionTransformerClsHead', num_classes=10, in_channels=128"))
+    authors = tmp_path / 'authors.pth'
+    torch.save({'model': reference_fixture['state_dict']}, authors)
+    original = authors.read_bytes()
+    work_dir = tmp_path / 'wd'
+    out = str(tmp_path / 'preds.pkl')
+    load_tool('test').main([str(config), str(authors), '--work-dir', str(work_dir), '--out',
+                            out, '--cfg-options', 'experiment_name=authors_test',
+                            'visualizer.name=authors_test'])
+    converted = torch.load(work_dir / 'converted_authors.pth', weights_only=False)
+    want = convert_timm_classifier(reference_fixture['state_dict'])
+    assert converted['state_dict'].keys() == want.keys()
+    assert all(torch.equal(converted['state_dict'][k], want[k]) for k in want)
+    with open(out, 'rb') as f:
+        preds = pickle.load(f)
+    assert len(preds) == 6 and preds[0]['pred_score'].shape == (10, )
+    assert authors.read_bytes() == original  # the source checkpoint is left as it was

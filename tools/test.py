@@ -93,6 +93,8 @@ def main(argv=None) -> None:
     cfg = launch.load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     box = launch.toolbox(cfg)
     cfg.load_from = args.checkpoint
+    if box == 'mmpretrain':
+        cfg.load_from = launch.classifier_checkpoint(args.checkpoint, cfg.work_dir)
     (_setup_mmseg if box == 'mmseg' else _setup_mmpretrain)(cfg, args)
     launch.adapt_for_cpu_distributed(cfg)
     runner = launch.build_runner(cfg)

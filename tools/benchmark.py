@@ -258,8 +258,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     for spec in args.arch:
         label, arch = parse_arch(spec)
         for img_size, batch_size in zip(args.img_size, args.batch_size):
-            rows.append(benchmark_config(label, arch, img_size, batch_size, args, device))
-            print(f'done: {label} {img_size}px batch {batch_size}', file=sys.stderr)
+            row = benchmark_config(label, arch, img_size, batch_size, args, device)
+            rows.append(row)
+            print(f"done: {label} {img_size}px batch {batch_size}: train x "
+                  f"{row['train_time_ratio']:.3f}, mem x {row['train_memory_ratio']:.3f}",
+                  file=sys.stderr)
     report = dict(
         device=torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu',
         torch=torch.__version__,

@@ -13,7 +13,61 @@
 #include <algorithm>
 #include <cmath>
 
+// On x86-64, each row kernel is also built for AVX2/FMA and picked at load time: the
+// exponentials then run eight at a time.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define LOCAT_ROW_KERNEL __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define LOCAT_ROW_KERNEL
+#endif
+
 namespace {
+
+// One query row: adds the bias (if it is a patch query: r, c are its factors, else null)
+// and takes the softmax in place.
+LOCAT_ROW_KERNEL void bias_softmax_row(float* srow, int64_t L, int64_t P, const float* r,
+                                       const float* c, int64_t H, int64_t W) {
+  if (r != nullptr) {
+    float* patch = srow + P;
+    for (int64_t y = 0; y < H; ++y) {
+      const float ry = r[y];
+      float* dst = patch + y * W;
+      for (int64_t x = 0; x < W; ++x) dst[x] += ry * c[x];
+    }
+  }
+  float m = srow[0];
+  for (int64_t j = 1; j < L; ++j) m = std::max(m, srow[j]);
+  float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < L; ++j) {
+    const float e = std::exp(srow[j] - m);
+    srow[j] = e;
+    sum += e;
+  }
+  const float inv = 1.f / sum;
+  for (int64_t j = 0; j < L; ++j) srow[j] *= inv;
+}
+
+// One query row of the softmax backward, d <- p * (d - di), and (for a patch query: r, c
+// its factors, else null) the gradient of its factors into dr (H) and dc (W).
+LOCAT_ROW_KERNEL void softmax_backward_row(float* d, const float* p, float di, int64_t L,
+                                           int64_t P, const float* r, const float* c,
+                                           float* dr, float* dc, int64_t H, int64_t W) {
+  for (int64_t j = 0; j < L; ++j) d[j] = p[j] * (d[j] - di);
+  if (r == nullptr) return;
+  std::fill(dc, dc + W, 0.f);
+  const float* patch = d + P;
+  for (int64_t y = 0; y < H; ++y) {
+    const float* g = patch + y * W;
+    const float ry = r[y];
+    float acc = 0.f;
+    for (int64_t x = 0; x < W; ++x) {
+      acc += g[x] * c[x];
+      dc[x] += g[x] * ry;
+    }
+    dr[y] = acc;
+  }
+}
 
 void check(const at::Tensor& t, int64_t dim, const char* name) {
   TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous() &&
@@ -39,28 +93,9 @@ void bias_softmax_(at::Tensor scores, const at::Tensor& row, const at::Tensor& c
   at::parallel_for(0, BH * R, 1, [&](int64_t begin, int64_t end) {
     for (int64_t idx = begin; idx < end; ++idx) {
       const int64_t bh = idx / R, q = start + idx % R;
-      float* srow = s + idx * L;
-      if (q >= P) {
-        const float* r = rp + (bh * N + (q - P)) * H;
-        const float* c = cp + (bh * N + (q - P)) * W;
-        float* patch = srow + P;
-        for (int64_t y = 0; y < H; ++y) {
-          const float ry = r[y];
-          float* dst = patch + y * W;
-          for (int64_t x = 0; x < W; ++x) dst[x] += ry * c[x];
-        }
-      }
-      float m = srow[0];
-      for (int64_t j = 1; j < L; ++j) m = std::max(m, srow[j]);
-      float sum = 0.f;
-#pragma omp simd reduction(+ : sum)
-      for (int64_t j = 0; j < L; ++j) {
-        const float e = std::exp(srow[j] - m);
-        srow[j] = e;
-        sum += e;
-      }
-      const float inv = 1.f / sum;
-      for (int64_t j = 0; j < L; ++j) srow[j] *= inv;
+      const bool patch = q >= P;
+      bias_softmax_row(s + idx * L, L, P, patch ? rp + (bh * N + (q - P)) * H : nullptr,
+                       patch ? cp + (bh * N + (q - P)) * W : nullptr, H, W);
     }
   });
 }
@@ -95,27 +130,11 @@ void softmax_backward_factors_(at::Tensor dscores, const at::Tensor& probs,
   at::parallel_for(0, BH * R, 1, [&](int64_t begin, int64_t end) {
     for (int64_t idx = begin; idx < end; ++idx) {
       const int64_t bh = idx / R, q = start + idx % R;
-      float* d = ds + idx * L;
-      const float* p = pr + idx * L;
-      const float di = dl[idx];
-      for (int64_t j = 0; j < L; ++j) d[j] = p[j] * (d[j] - di);
-      if (q < P) continue;
-      const float* r = rp + (bh * N + (q - P)) * H;
-      const float* c = cp + (bh * N + (q - P)) * W;
-      float* dr = drp + (bh * N + (q - P)) * H;
-      float* dc = dcp + (bh * N + (q - P)) * W;
-      std::fill(dc, dc + W, 0.f);
-      const float* patch = d + P;
-      for (int64_t y = 0; y < H; ++y) {
-        const float* g = patch + y * W;
-        const float ry = r[y];
-        float acc = 0.f;
-        for (int64_t x = 0; x < W; ++x) {
-          acc += g[x] * c[x];
-          dc[x] += g[x] * ry;
-        }
-        dr[y] = acc;
-      }
+      const bool patch = q >= P;
+      const int64_t i = bh * N + (q - P);
+      softmax_backward_row(ds + idx * L, pr + idx * L, dl[idx], L, P,
+                           patch ? rp + i * H : nullptr, patch ? cp + i * W : nullptr,
+                           patch ? drp + i * H : nullptr, patch ? dcp + i * W : nullptr, H, W);
     }
   });
 }

@@ -16,3 +16,18 @@ def reference_fixture():
     if not osp.isfile(REFERENCE_FIXTURE):
         pytest.fail(f'reference fixture missing: {REFERENCE_FIXTURE} (set LOCAT_SHARED)')
     return torch.load(REFERENCE_FIXTURE, weights_only=False)
+
+
+@pytest.fixture(autouse=True)
+def isolated_default_scope():
+    """Each test starts with the default scope it would have alone.
+
+    A Runner makes its toolbox the process-wide default scope (mmengine's ``DefaultScope``),
+    and registries then resolve bare type names there; without this, a test that builds an
+    MMPretrain model after an MMSegmentation run would fail or pass by test order.
+    """
+    from mmengine.registry import DefaultScope
+    before = dict(DefaultScope._instance_dict)
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(before)

@@ -5,18 +5,36 @@ config's ``default_scope`` and keep each one's behaviour, plus what this project
 multi-process training on machines without CUDA (gloo, no device ids, BN for SyncBN) and
 input checks before anything is written.
 """
+import argparse
 import logging
+import os
 import os.path as osp
 from typing import Optional, Sequence
 
 import torch
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 TOOLBOXES = ('mmseg', 'mmpretrain')
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def parse_common_args(parser: argparse.ArgumentParser,
+                      argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Adds the options both launchers share (``--cfg-options``, ``--launcher``,
+    ``--local_rank``) to ``parser``, parses ``argv`` and exports ``LOCAL_RANK``."""
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value (lists as key="[a,b]"), no spaces')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
 
 
 def load_config(path: str, cfg_options: Optional[dict], work_dir: Optional[str],

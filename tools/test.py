@@ -11,10 +11,9 @@ its own ``tools/test.py``: for mmseg, ``--out`` is a folder for the predicted la
 the predictions and ``--show-dir`` a folder for painted images.
 """
 import argparse
-import os
 from copy import deepcopy
 
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config, ConfigDict
 
 from locat_mm import launch
 
@@ -33,15 +32,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--interval', type=int, default=1,
                         help='paint every n-th image (with --show/--show-dir)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, key=value (lists as key="[a,b]"), no spaces')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return launch.parse_common_args(parser, argv)
 
 
 def _setup_mmseg(cfg: Config, args: argparse.Namespace) -> None:

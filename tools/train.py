@@ -9,9 +9,6 @@ checked (data root, annotations, crop size, class counts; ``locat_mm.seg.checks`
 CUDA, ``--launcher pytorch`` (``tools/dist_train.sh``) trains on CPU processes with gloo.
 """
 import argparse
-import os
-
-from mmengine.config import DictAction
 
 from locat_mm import launch
 
@@ -34,16 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='disable pin_memory in dataloaders')
     parser.add_argument('--no-persistent-workers', action='store_true',
                         help='disable persistent_workers in dataloaders')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, key=value (lists as key="[a,b]"), no spaces')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return launch.parse_common_args(parser, argv)
 
 
 def main(argv=None) -> None:

@@ -216,8 +216,7 @@ class _FactoredBiasedAttention(torch.autograd.Function):
         d_row_scaled = d_row * row_factor
         d_inv = torch.cat([(d_row_scaled * terms.row_dist).sum(-1, keepdim=True),
                            (d_col * col_factor * terms.col_dist).sum(-1, keepdim=True)], -1)
-        d_amp = (d_row * torch.exp(terms.row_dist * terms.inv_var[..., 0:1])).sum(
-            -1, keepdim=True)
+        d_amp = (d_row * terms.row_gaussian()).sum(-1, keepdim=True)
         return dq, dk.to(k.dtype), dv.to(v.dtype), d_inv, d_amp, None, None, None
 
 

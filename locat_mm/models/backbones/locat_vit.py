@@ -47,7 +47,7 @@ class LocAtViT(BaseModule):
         gaug (bool): Gaussian-augmented attention in every block.
         prr (bool): Patch representation refinement before pooling (``cls_token`` and
             ``avg_featmap`` outputs of the last block only; dense outputs never get it).
-        gaug_impl (str): ``'factored'`` or ``'dense'``; see ``LocAtAttention``.
+        gaug_impl (str): ``'factored'``, ``'flex'`` or ``'dense'``; see ``LocAtAttention``.
         qkv_bias (bool): Bias in the qkv projections.
         drop_rate (float): Dropout after the position embedding, projections and MLPs.
         attn_drop_rate (float): Dropout on attention weights.

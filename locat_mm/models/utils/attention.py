@@ -12,6 +12,9 @@ from .gaug import GaussianTerms
 # Elements of one (rows x keys) score chunk in the factored backward pass; bounds the transient
 # memory of a layer's backward to a few such chunks (32 MiB each in float32).
 _CHUNK_ELEMENTS = 1 << 20
+# The forward pass holds one additive-mask chunk at a time (16 MiB in float32); the
+# scaled-dot-product kernel re-reads all keys and values per chunk, so these are larger.
+_FORWARD_CHUNK_ELEMENTS = 1 << 22
 
 
 def pad_prefix(patch_bias: Tensor, num_prefix: int) -> Tensor:
@@ -58,9 +61,18 @@ def _add_factored_bias(scores: Tensor, row_factor: Tensor, col_factor: Tensor,
 
 
 def _bias_mask(q: Tensor, row_factor: Tensor, col_factor: Tensor, rows: slice,
-               num_prefix: int) -> Tensor:
-    """The additive mask (B, heads, len(rows), P + N) of query rows ``rows``, in q's dtype."""
-    mask = q.new_empty(q.shape[:-2] + (rows.stop - rows.start, q.shape[-2]))
+               num_prefix: int, storage: Optional[Tensor] = None) -> Tensor:
+    """The additive mask (B, heads, len(rows), P + N) of query rows ``rows``, in q's dtype.
+
+    Written into ``storage`` (a flat tensor at least that large) when given: reusing one
+    buffer for all chunks of a layer spares fresh pages, whose first touch costs more than
+    writing the mask.
+    """
+    shape = q.shape[:-2] + (rows.stop - rows.start, q.shape[-2])
+    if storage is None:
+        mask = q.new_empty(shape)
+    else:
+        mask = storage[:math.prod(shape)].view(shape)
     block, row, col = _patch_block(mask, row_factor, col_factor, rows, num_prefix)
     if block is None:
         return mask.zero_()
@@ -90,10 +102,12 @@ def _accumulate(total: Optional[Tensor], part: Tensor) -> Tensor:
     return part if total is None else total.add_(part)
 
 
-def _row_chunks(q: Tensor) -> range:
-    """Start rows of query chunks whose (rows x keys) score block has about _CHUNK_ELEMENTS."""
+def _row_chunks(q: Tensor, elements: Optional[int] = None) -> range:
+    """Start rows of query chunks whose (rows x keys) block has about ``elements`` entries
+    (default ``_CHUNK_ELEMENTS``)."""
     B, heads, L, _ = q.shape
-    return range(0, L, max(1, _CHUNK_ELEMENTS // max(1, B * heads * L)))
+    elements = _CHUNK_ELEMENTS if elements is None else elements
+    return range(0, L, max(1, elements // max(1, B * heads * L)))
 
 
 def _biased_softmax(scores: Tensor, row_factor: Tensor, col_factor: Tensor, rows: slice,
@@ -146,11 +160,11 @@ def _chunk_scores(q_rows: Tensor, k: Tensor, acc: torch.dtype) -> Tensor:
 class _FactoredBiasedAttention(torch.autograd.Function):
     """Gaussian-biased attention that keeps nothing N x N, nor N x H, between passes.
 
-    Forward and backward work chunk by chunk of query rows. On the CPU (float32) the scores of
-    a chunk are a matrix product followed by one fused bias-and-softmax pass; elsewhere the
-    fused scaled-dot-product kernel runs with the chunk's bias as an additive mask. Backward
-    recomputes the factors and the scores and reduces the score gradient straight onto the
-    per-query terms. Saved: q, k, v, the output, and the (B, heads, N, 3) terms.
+    Forward and backward work chunk by chunk of query rows. Forward runs the fused
+    scaled-dot-product kernel with the chunk's bias as an additive mask. Backward recomputes
+    the factors and the scores (a matrix product, then one bias-and-softmax pass, fused on the
+    CPU) and reduces the score gradient straight onto the per-query terms. Saved: q, k, v, the
+    output, and the (B, heads, N, 3) terms.
     """
 
     @staticmethod
@@ -158,22 +172,16 @@ class _FactoredBiasedAttention(torch.autograd.Function):
                 row_dist: Tensor, col_dist: Tensor, num_prefix: int) -> Tensor:
         terms = GaussianTerms(inv_var, amp, row_dist, col_dist)
         row_factor, col_factor = terms.factors()
-        scale = q.shape[-1]**-0.5
         L = q.shape[-2]
-        fused = fused_cpu_ops(q, k, v, row_factor) is not None
         out = torch.empty_like(q)
-        chunks = _row_chunks(q)
+        chunks = _row_chunks(q, _FORWARD_CHUNK_ELEMENTS)
+        storage = q.new_empty(math.prod(q.shape[:-2]) * min(chunks.step, L) * L)
         for start in chunks:
             rows = slice(start, min(L, start + chunks.step))
-            if fused:
-                probs = _biased_softmax(
-                    _chunk_scores(q[..., rows, :] * scale, k, q.dtype), row_factor,
-                    col_factor, rows, num_prefix)
-                out[..., rows, :] = torch.matmul(probs, v)
-            else:
-                mask = _bias_mask(q, row_factor, col_factor, rows, num_prefix)
-                out[..., rows, :] = F.scaled_dot_product_attention(
-                    q[..., rows, :], k, v, attn_mask=mask)
+            mask = _bias_mask(q, row_factor, col_factor, rows, num_prefix, storage)
+            out[..., rows, :] = F.scaled_dot_product_attention(
+                q[..., rows, :], k, v, attn_mask=mask)
+        del storage
         ctx.save_for_backward(q, k, v, out, *terms)
         ctx.num_prefix = num_prefix
         return out

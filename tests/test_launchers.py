@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from demo_helpers import DEMO_CONFIG, REPO, load_tool, make_tiny_data, tiny_run_options
+from demo_helpers import (DEMO_CONFIG, REPO, data_root_options, load_tool, make_tiny_data,
+                          tiny_run_options)
 from mmengine.config import Config
 
 from locat_mm import launch
@@ -106,10 +107,12 @@ def test_dist_train_two_cpu_processes(tiny_root, tmp_path):
 def test_tools_test_on_checkpoint(trained, tiny_root, tmp_path):
     _, checkpoint = trained
     out_dir, show_dir = str(tmp_path / 'out'), str(tmp_path / 'show')
+    # All data roots: with --show-dir, mmseg's SegVisualizationHook reads runner.iter, which
+    # builds the train loop and so the train dataset, also when only testing.
     load_tool('test').main([DEMO_CONFIG, checkpoint, '--work-dir', str(tmp_path / 'wd'),
                             '--out', out_dir, '--show-dir', show_dir, '--cfg-options',
-                            f'test_dataloader.dataset.data_root={tiny_root}',
-                            'experiment_name=tested', 'visualizer.name=tested'])
+                            *data_root_options(tiny_root), 'experiment_name=tested',
+                            'visualizer.name=tested'])
     assert len(glob.glob(osp.join(out_dir, '*.png'))) == 2  # predicted label maps
     assert len(glob.glob(osp.join(show_dir, '**', '*.png'), recursive=True)) == 2
 

@@ -104,6 +104,15 @@ def test_dist_train_two_cpu_processes(tiny_root, tmp_path):
 
 
 @pytest.mark.slow
+def test_dist_test_two_cpu_processes(trained, tiny_root, tmp_path):
+    _, checkpoint = trained
+    out = _run(['bash', 'tools/dist_test.sh', DEMO_CONFIG, checkpoint, '2', '--work-dir',
+                str(tmp_path / 'dist_test'), '--cfg-options', *data_root_options(tiny_root)],
+               env=dict(ENV, PORT='29617'))
+    assert 'gloo' in out and 'mIoU' in out
+
+
+@pytest.mark.slow
 def test_tools_test_on_checkpoint(trained, tiny_root, tmp_path):
     _, checkpoint = trained
     out_dir, show_dir = str(tmp_path / 'out'), str(tmp_path / 'show')

@@ -132,13 +132,12 @@ def _softmax_backward_factors(d_probs: Tensor, probs: Tensor, delta: Tensor,
     fused = fused_cpu_ops(d_probs, probs, row_factor, col_factor)
     if fused is None:
         d_scores = d_probs.sub_(delta).mul_(probs)
-        block, _, _ = _patch_block(d_scores, row_factor, col_factor, rows, num_prefix)
+        block, row, col = _patch_block(d_scores, row_factor, col_factor, rows, num_prefix)
         if block is not None:
             patch_rows = slice(rows.stop - num_prefix - block.shape[-3], rows.stop - num_prefix)
-            block = block.to(row_factor.dtype)
             # Products and sums read the strided block without copying it.
-            d_row[..., patch_rows, :] = (block * col_factor[..., patch_rows, None, :]).sum(-1)
-            d_col[..., patch_rows, :] = (block * row_factor[..., patch_rows, :, None]).sum(-2)
+            d_row[..., patch_rows, :] = (block * col).sum(-1)
+            d_col[..., patch_rows, :] = (block * row).sum(-2)
         return d_scores
     B, heads, R, L = d_probs.shape
     fused.softmax_backward_factors_(

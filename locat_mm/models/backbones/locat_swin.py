@@ -252,7 +252,8 @@ class LocAtSwin(BaseModule):
         self.drop_after_pos = nn.Dropout(p=drop_rate)
         self._register_load_state_dict_pre_hook(self._adapt_state_dict)
 
-        rates = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
+        # On the CPU whatever the default device (e.g. 'meta' while sizing a model).
+        rates = torch.linspace(0, drop_path_rate, sum(self.depths), device='cpu').tolist()
         self.stages = nn.ModuleList()
         widths = [self.embed_dims]
         for i, (depth, heads) in enumerate(zip(self.depths, self.num_heads)):

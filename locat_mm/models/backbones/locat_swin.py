@@ -21,13 +21,6 @@ from ..ckpt_convert import select_prefix, unwrap_state_dict
 from ..swin_ckpt_convert import (convert_timm_swin_state_dict, describe_swin_mismatch,
                                  drop_stale_buffers, is_timm_swin_layout, swin_mismatch)
 
-# Arguments only mmseg's SwinTransformer has; any of them selects mmseg's conventions.
-MMSEG_ONLY_ARGS = ('pretrain_img_size', 'embed_dims', 'depths', 'num_heads', 'strides',
-                   'mlp_ratio', 'qkv_bias', 'qk_scale', 'patch_norm', 'attn_drop_rate',
-                   'act_cfg', 'pretrained')
-# mmpretrain's arguments that mmseg's SwinTransformer lacks.
-MMPRETRAIN_ONLY_ARGS = ('arch', 'img_size', 'stage_cfgs', 'patch_cfg', 'pad_small_map')
-
 
 def _mmseg_to_mmpretrain(embed_dims: int = 96,
                          depths: Sequence[int] = (2, 2, 6, 2),
@@ -186,6 +179,7 @@ class LocAtSwin(BaseModule):
                  attn_drop_rate: Optional[float] = None,
                  act_cfg: Optional[dict] = None,
                  pretrained: Optional[str] = None) -> None:
+        # Arguments only mmseg's SwinTransformer has: any of them selects its conventions.
         mmseg_args = {
             name: value
             for name, value in dict(

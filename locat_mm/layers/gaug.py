@@ -11,6 +11,15 @@ from ..ops.dense import gaussian_bias
 from ..ops.gaussian import dist_floor, gaug_eps
 
 
+def _min_side(grid: Tuple[int, int]):
+    """``min(H, W)`` without a branch: ints, symbolic sizes, or the 0-d size tensors that
+    ``torch.jit.trace`` records (then the trace stays valid at other sizes)."""
+    H, W = grid
+    if isinstance(H, Tensor):
+        return torch.minimum(H, W)
+    return torch.sym_min(H, W)
+
+
 class GaussianAugmentation(nn.Module):
     """Predicts each query's Gaussian locality bias from the query itself.
 
@@ -65,8 +74,8 @@ class GaussianAugmentation(nn.Module):
         s, t = st[..., :2], st[..., 2:]
         # Scaled by min(H, W) / min(H0, W0) off the base grid (SPEC 1); the factor is exactly 1
         # on it, so no branch on the (possibly symbolic) grid is needed.
-        scale = torch.sym_min(grid[0], grid[1]) / min(self.base_grid)
-        var = self.var_max * torch.sigmoid(s - self.var_shift) * scale
+        var = self.var_max * torch.sigmoid(s - self.var_shift) * (
+            _min_side(grid) / min(self.base_grid))
         return var, F.softplus(t)
 
     def dense_bias(self, q: Tensor, grid: Tuple[int, int], num_prefix: int = 0) -> Tensor:

@@ -314,3 +314,26 @@ def test_flex_on_cuda():
         out = fast(x, grid, prefix)
     grads = torch.autograd.grad(out.float().square().mean(), list(fast.parameters()))
     assert torch.isfinite(out).all() and all(torch.isfinite(g).all() for g in grads)
+
+
+class OnGrid(torch.nn.Module):
+    """A layer called on a fixed grid: a module with only tensor inputs, for tracing."""
+
+    def __init__(self, layer: LocAtAttention, grid: Grid, prefix: int) -> None:
+        super().__init__()
+        self.layer, self.grid, self.prefix = layer, grid, prefix
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layer(x, self.grid, self.prefix)
+
+
+def test_traced_flex_layer_uses_the_operator():
+    """TorchScript cannot hold FlexAttention: under ``jit.trace`` the layer takes the op."""
+    fast, dense = layer_pair('flex')
+    x = torch.randn(1, 1 + 5 * 6, 2 * HEAD_DIM)
+    q = torch.zeros(1, 2, 1, HEAD_DIM)
+    with torch.no_grad():
+        assert fast.eval().gaug_path(q) == 'flex'
+        traced = torch.jit.trace(OnGrid(fast, (5, 6), 1), (x, ), check_trace=False)
+        assert 'locat::gaug_attention' in str(traced.inlined_graph)
+        torch.testing.assert_close(traced(x), dense.eval()(x, (5, 6), 1), rtol=1e-5, atol=1e-6)

@@ -31,6 +31,7 @@ def test_matches_dense_formulation(monkeypatch, fused, grid, prefix, chunk):
     if not fused:
         monkeypatch.setattr(attention, 'fused_cpu_ops', lambda *tensors: None)
     monkeypatch.setattr(attention, '_CHUNK_ELEMENTS', chunk)
+    monkeypatch.setattr(attention, '_FORWARD_CHUNK_ELEMENTS', chunk)
     torch.manual_seed(grid[1] + prefix)
     gaug = GaussianAugmentation(16, (14, 14))
     with torch.no_grad():

@@ -39,8 +39,9 @@ class LocAtAttention(nn.Module):
 
             Attention dropout always runs the dense formula. While an ONNX exporter traces
             the model (``torch.onnx.is_in_onnx_export()``), every setting emits the dense
-            formula in plain ATen ops, which both exporters translate; ``torch.export``,
-            ``torch.compile`` and ``torch.jit.trace`` keep the operator.
+            formula in plain ATen ops, which both exporters translate; ``torch.export`` and
+            ``torch.compile`` keep the operator (or FlexAttention), ``torch.jit.trace`` the
+            operator.
     """
 
     def __init__(self,
@@ -97,7 +98,8 @@ class LocAtAttention(nn.Module):
             return 'dense'
         wants_flex = self.gaug_impl == 'flex' or (self.gaug_impl == 'auto'
                                                   and q.device.type == 'cuda')
-        if wants_flex and flex_supported(*tensors):
+        # TorchScript cannot hold FlexAttention; traced models (and FLOP counters) get the op.
+        if wants_flex and not torch.jit.is_tracing() and flex_supported(*tensors):
             return 'flex'
         return 'factored'
 

@@ -46,10 +46,16 @@ def _bias_mask(q: Tensor, row_factor: Tensor, col_factor: Tensor, rows: slice,
         mask = q.new_empty(shape)
     else:
         mask = storage[:math.prod(shape)].view(shape)
+    fused = fused_cpu_ops(mask, row_factor, col_factor)
+    if fused is not None:
+        B, heads, R, L = shape
+        fused.bias_mask_(mask.view(B * heads, R, L), *_flat_factors(row_factor, col_factor),
+                         rows.start, num_prefix)
+        return mask
     block, row, col = _patch_block(mask, row_factor, col_factor, rows, num_prefix)
     if block is None:
         return mask.zero_()
-    # In place and without a temporary (no ``out=`` into a view: it breaks tracing).
+    # In place, without a temporary, and without ``out=`` into a view (compilers reject it).
     block.copy_(row).mul_(col)
     prefix_rows = mask.shape[-2] - block.shape[-3]
     mask[..., :prefix_rows, :].zero_()

@@ -63,8 +63,9 @@ if [[ $MODE == gpu ]]; then
   BENCH=(--device cuda --amp bf16 --arch base --img-size 224 512 --repeats 5 --warmup 3)
   TESTS=(tests/test_cuda.py tests/test_fast_path.py::test_flex_on_cuda)
 else
-  BENCH=(--device cpu --arch '{"embed_dims": 32, "num_layers": 2, "num_heads": 2, "feedforward_channels": 64}'
-         --img-size 64 --batch-size 1 --repeats 1 --warmup 0 --threads 1)
+  TINY='{"embed_dims": 32, "num_layers": 2, "num_heads": 2, "feedforward_channels": 64}'
+  BENCH=(--device cpu --arch "$TINY" --img-size 64 --batch-size 1 --repeats 1 --warmup 0
+         --threads 1)
   TESTS=(tests/test_cuda.py)
 fi
 

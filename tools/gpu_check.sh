@@ -8,9 +8,10 @@
 #                                      without network.
 #   tools/gpu_check.sh [--wheels DIR] [--out FILE]
 #                                      on the GPU machine (Python 3.12, CUDA torch >= 2.5,
-#                                      triton, pytest): installs the wheels into a private
-#                                      folder, runs the CUDA tests (tests/test_cuda.py and the
-#                                      CUDA test of tests/test_fast_path.py) and the CUDA
+#                                      triton, pytest): installs the wheels into a temporary
+#                                      venv over the system's packages, runs the CUDA tests
+#                                      (tests/test_cuda.py and the CUDA test of
+#                                      tests/test_fast_path.py) and the CUDA
 #                                      benchmark (ViT-B, AMP bf16, 224 px x 128 and 512 px x 8,
 #                                      LocAtViT vs ViT), prints a table, writes FILE (JSON).
 #   tools/gpu_check.sh --dry [--out FILE]
@@ -32,7 +33,7 @@ while [[ $# -gt 0 ]]; do
     --wheels) WHEELS="$(realpath -m "$2")"; shift 2 ;;
     --out) OUT="$(realpath -m "$2")"; shift 2 ;;
     --dry) MODE=dry; shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "gpu_check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -56,9 +57,16 @@ if [[ $MODE == gpu ]]; then
     "python", sys.version.split()[0])'
   if ! "$PYTHON" -c 'import mmpretrain' 2>/dev/null; then
     [[ -d $WHEELS ]] || { echo "gpu_check.sh: no $WHEELS; run --prepare DIR first" >&2; exit 1; }
-    "$PYTHON" -m pip install --quiet --no-index --find-links "$WHEELS" --target "$WORK/site" \
-      "${PACKAGES[@]}"
-    export PYTHONPATH="$PYTHONPATH:$WORK/site"
+    # A venv over the system's packages: pip keeps the installed torch and numpy.
+    if "$PYTHON" -m venv --system-site-packages "$WORK/venv" 2>/dev/null; then
+      "$WORK/venv/bin/python" -m pip install --quiet --no-index --find-links "$WHEELS" \
+        "${PACKAGES[@]}"
+      PYTHON="$WORK/venv/bin/python"
+    else  # no venv module: a private folder after the system's packages
+      "$PYTHON" -m pip install --quiet --no-index --find-links "$WHEELS" --target "$WORK/site" \
+        "${PACKAGES[@]}"
+      export PYTHONPATH="$PYTHONPATH:$WORK/site"
+    fi
   fi
   BENCH=(--device cuda --amp bf16 --arch base --img-size 224 512 --repeats 5 --warmup 3)
   TESTS=(tests/test_cuda.py tests/test_fast_path.py::test_flex_on_cuda)

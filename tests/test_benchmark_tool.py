@@ -37,7 +37,7 @@ def test_table_and_json_agree(tool, tmp_path, capsys):
     finally:
         torch.set_num_threads(threads)
     assert json.loads(out_file.read_text()) == report
-    assert report['device'] == 'cpu' and report['gaug_impl'] == 'factored'
+    assert report['device'] == 'cpu' and report['gaug_impl'] == 'auto'
     assert report['threads'] == 1
     rows = report['results']
     assert [(r['arch'], r['img_size'], r['batch_size'], r['grid']) for r in rows] == [
@@ -66,6 +66,8 @@ def test_table_and_json_agree(tool, tmp_path, capsys):
         expected += [row['train_memory_mib'][v] for v in VARIANTS]
         expected += [row[key] for key in ('train_time_ratio', 'infer_time_ratio',
                                           'train_memory_ratio', 'dense_speedup')]
+        expected += [row[key][v] for key in ('train_images_per_s', 'infer_images_per_s')
+                     for v in ('vit', 'locat')]
         assert printed == pytest.approx(expected, abs=0.051)
 
 
@@ -92,3 +94,24 @@ def test_wrong_number_of_batch_sizes_is_refused(tool, capsys):
     with pytest.raises(SystemExit):
         tool.parse_args(['--img-size', '224', '512', '--batch-size', '1', '2', '3'])
     assert 'one per --img-size' in capsys.readouterr().err
+
+
+def test_cuda_batch_sizes_are_training_sized(tool):
+    assert tool.batch_sizes([224, 512], None, 'cuda') == [128, 8]
+
+
+def test_amp_runs_the_step_under_autocast(tool):
+    seen = []
+
+    class Probe(torch.nn.Module):
+
+        def forward(self, x):
+            seen.append((torch.is_autocast_enabled('cpu'), torch.get_autocast_dtype('cpu')))
+            return (x.mean(dim=(2, 3)), )
+
+    images = torch.randn(1, 3, 4, 4, requires_grad=True)
+    tool.train_step(Probe(), images, 'bf16')()
+    tool.infer_step(Probe(), images, 'fp16')()
+    tool.train_step(Probe(), images)()
+    assert seen[:2] == [(True, torch.bfloat16), (True, torch.float16)]
+    assert not seen[2][0]

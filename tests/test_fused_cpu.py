@@ -4,14 +4,23 @@ import torch
 
 import locat_mm.ops.factored as attention
 from locat_mm.layers import GaussianAugmentation
-from locat_mm.ops import dense_biased_attention
-from locat_mm.ops.cpu import fused_cpu_ops
+from locat_mm.ops import dense_biased_attention, gaug_attention
+from locat_mm.ops.cpu import extension_name, fused_cpu_ops
+
+from test_fast_path import assert_all_close
 
 
 def test_extension_builds_here():
     """On the machines this project runs on (x86-64, gcc) the fused passes must be there."""
     assert fused_cpu_ops(torch.zeros(1)) is not None
     assert fused_cpu_ops(torch.zeros(1, dtype=torch.float64)) is None
+
+
+def test_extension_name_carries_a_source_hash():
+    """Worktrees with other sources share ~/.cache/torch_extensions: never the same name."""
+    name = extension_name()
+    assert name.startswith('locat_gaug_cpu_') and len(name) == len('locat_gaug_cpu_') + 12
+    assert fused_cpu_ops(torch.zeros(1)).__name__ == name
 
 
 @pytest.mark.parametrize('fused', [True, False])
@@ -22,6 +31,7 @@ def test_matches_dense_formulation(monkeypatch, fused, grid, prefix, chunk):
     if not fused:
         monkeypatch.setattr(attention, 'fused_cpu_ops', lambda *tensors: None)
     monkeypatch.setattr(attention, '_CHUNK_ELEMENTS', chunk)
+    monkeypatch.setattr(attention, '_FORWARD_CHUNK_ELEMENTS', chunk)
     torch.manual_seed(grid[1] + prefix)
     gaug = GaussianAugmentation(16, (14, 14))
     with torch.no_grad():
@@ -35,14 +45,13 @@ def test_matches_dense_formulation(monkeypatch, fused, grid, prefix, chunk):
         for t in (q, k, v, *gaug.parameters()):
             t.grad = None
         if factored:
-            out = attention.factored_biased_attention(q, k, v, gaug.terms(q, grid, prefix),
-                                                      prefix)
+            out = gaug_attention(q, k, v, *gaug(q, grid, prefix), grid, prefix, gaug.eps,
+                                 gaug.dist_floor)
         else:
             out = dense_biased_attention(q, k, v, gaug.dense_bias(q[:, :, prefix:], grid),
                                          prefix)
         (out * upstream).sum().backward()
         return [out.detach()] + [t.grad.clone() for t in (q, k, v, *gaug.parameters())]
 
-    for got, want in zip(run(True), run(False)):
-        scale = want.abs().max().item()
-        assert (got - want).abs().max().item() <= 1e-5 * max(scale, 1.0)
+    names = ['output', 'q', 'k', 'v'] + [f'gaug.{n}' for n, _ in gaug.named_parameters()]
+    assert_all_close(names, run(True), run(False))

@@ -7,6 +7,7 @@ import torch
 
 from locat_mm import LocAtViT
 from locat_mm.layers import GaussianAugmentation, LocAtAttention
+from locat_mm.ops import GaussianTerms, factor_product
 
 
 def spec_bias(s: np.ndarray, t: np.ndarray, grid, base_grid) -> np.ndarray:
@@ -38,7 +39,8 @@ def zero_gaug(head_dim: int, base_grid) -> GaussianAugmentation:
 
 def both_biases(gaug: GaussianAugmentation, q: torch.Tensor, grid):
     with torch.no_grad():
-        return gaug.dense_bias(q, grid), gaug.combine(*gaug(q, grid))
+        terms = GaussianTerms.build(*gaug(q, grid), grid, gaug.eps, gaug.dist_floor)
+        return gaug.dense_bias(q, grid), factor_product(*terms.factors())
 
 
 def test_zero_weights_on_base_grid():

@@ -1,4 +1,5 @@
 """GAugStatsHook: what it logs, when, and on which models (the log file: test_cls_e2e.py)."""
+import math
 import socket
 from types import SimpleNamespace
 
@@ -31,18 +32,32 @@ def fake_runner(model, iteration: int, name: str):
 
 
 def direct_stats(model, inputs):
-    """Per layer (var_row, var_col, amp) means, from the queries GAug itself receives."""
+    """Per layer (var_row, var_col, amp) means, re-derived (SPEC section 1) from the queries
+    of the model's own forward pass: the qkv projection's output and the layer's grid."""
     captured = []
-    gaugs = [m.attn.gaug for m in model.backbone.layers]
-    handles = [g.register_forward_hook(lambda mod, args, out: captured.append((mod, args)))
-               for g in gaugs]
+    handles = []
+    for block in model.backbone.layers:
+        attn = block.attn
+        handles.append(attn.register_forward_pre_hook(
+            lambda mod, args: captured.append({'grid': args[1], 'prefix': args[2]})))
+        handles.append(attn.qkv.register_forward_hook(
+            lambda mod, args, out, attn=attn: captured[-1].update(attn=attn, qkv=out)))
     with torch.no_grad():
         model(inputs, mode='tensor')
     for handle in handles:
         handle.remove()
     stats = []
-    for module, (q, grid) in captured:
-        var, amp = module.variance_amplitude(q, grid)
+    for entry in captured:
+        attn, (H, W), prefix = entry['attn'], entry['grid'], entry['prefix']
+        B, L, _ = entry['qkv'].shape
+        q = entry['qkv'].reshape(B, L, 3, attn.num_heads, -1)[:, prefix:, 0].double()
+        gaug = attn.gaug
+        s = q @ gaug.log_var.weight.double().T + gaug.log_var.bias.double()
+        t = q @ gaug.log_alpha.weight.double().T + gaug.log_alpha.bias.double()
+        H0, W0 = gaug.base_grid
+        K = max(H0, W0)**2
+        var = K * torch.sigmoid(s - math.log(K - 1)) * min(H, W) / min(H0, W0)
+        amp = torch.nn.functional.softplus(t)
         stats.append((var[..., 0].mean().item(), var[..., 1].mean().item(), amp.mean().item()))
     return stats
 
@@ -69,7 +84,10 @@ def test_stats_match_direct_computation():
     runner = fake_runner(model, iteration=1, name='gaug_hook_direct')  # (1 + 1) % 2 == 0
     run_iteration(hook, runner, inputs)
     scalars = runner.message_hub.log_scalars
-    for i, (var_row, var_col, amp) in enumerate(direct_stats(model, inputs)):
+    want = direct_stats(model, inputs)
+    assert len(want) == len(model.backbone.layers) >= 2
+    assert sum(name.startswith('train/gaug/') for name in scalars) == 3 * len(want)
+    for i, (var_row, var_col, amp) in enumerate(want):
         assert scalars[f'train/gaug/l{i}_var_row'].current() == pytest.approx(var_row, rel=1e-5)
         assert scalars[f'train/gaug/l{i}_var_col'].current() == pytest.approx(var_col, rel=1e-5)
         assert scalars[f'train/gaug/l{i}_amp'].current() == pytest.approx(amp, rel=1e-5)

@@ -4,7 +4,7 @@ For each arch and image size, three backbones with the same arch are built:
 
 - ``vit``: ``LocAtViT(gaug=False, prr=False)``, the plain ViT baseline (fused SDPA attention);
 - ``locat``: LocAtViT with GAug and PRR through the fast path (``--gaug-impl``, default
-  ``factored``);
+  ``auto``: the registered operator with fused C++ passes on the CPU, FlexAttention on CUDA);
 - ``dense``: the same LocAtViT with ``gaug_impl='dense'``, the formula as written (the
   oracle), so that the fast path's gain over it shows.
 
@@ -22,6 +22,11 @@ Measured, per backbone:
   high-water mark of RSS counts fragmentation and pages malloc keeps, and a warm-up step has
   already raised it). It leaves out memory that libraries allocate themselves (BLAS scratch
   space, a few MiB) and Python objects.
+
+``--amp bf16|fp16`` runs forward and loss under autocast (the backward follows it), as
+mixed-precision training does. Batch sizes default to realistic ones per device (CPU 8 at 224
+px, 2 above; CUDA 128 at 224, 8 above, as ``locat_vit_b_in1k`` trains); images/s are reported
+for the fast LocAtViT and the ViT.
 
 Timings: ``--warmup`` untimed steps, then ``--repeats`` timed ones, the backbones interleaved
 (vit, locat, dense, vit, locat, dense, ...) so that machine noise hits all alike; the median
@@ -45,8 +50,9 @@ from torch.profiler import ProfilerActivity, profile
 
 from locat_mm import LocAtViT
 
-DEFAULT_BATCH = {224: 8, 512: 2}
-FALLBACK_BATCH = 2
+DEFAULT_BATCH = {'cpu': {224: 8}, 'cuda': {224: 128}}
+FALLBACK_BATCH = {'cpu': 2, 'cuda': 8}
+AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 VARIANTS = ('vit', 'locat', 'dense')
 MIB = float(1 << 20)
 
@@ -64,10 +70,12 @@ def parse_arch(spec: str) -> Tuple[str, object]:
     return label, arch
 
 
-def batch_sizes(img_sizes: Sequence[int], given: Optional[Sequence[int]]) -> List[int]:
-    """One batch size per image size: the defaults, one value for all, or one per size."""
+def batch_sizes(img_sizes: Sequence[int], given: Optional[Sequence[int]],
+                device: str = 'cpu') -> List[int]:
+    """One batch size per image size: the device's defaults, one value for all, or one per
+    size."""
     if not given:
-        return [DEFAULT_BATCH.get(size, FALLBACK_BATCH) for size in img_sizes]
+        return [DEFAULT_BATCH[device].get(size, FALLBACK_BATCH[device]) for size in img_sizes]
     if len(given) == 1:
         return list(given) * len(img_sizes)
     if len(given) != len(img_sizes):
@@ -89,23 +97,32 @@ def build_backbones(arch: object, img_size: int, gaug_impl: str,
     return {name: model.to(device) for name, model in models.items()}
 
 
-def train_step(model: nn.Module, images: torch.Tensor) -> Callable[[], None]:
+def _autocast(images: torch.Tensor, amp: Optional[str]):
+    return torch.autocast(images.device.type, dtype=AMP_DTYPES[amp] if amp else None,
+                          enabled=amp is not None)
+
+
+def train_step(model: nn.Module, images: torch.Tensor,
+               amp: Optional[str] = None) -> Callable[[], None]:
     """One forward + backward of a simple loss on the class-token output."""
 
     def step() -> None:
         model.train()
-        (cls_out,) = model(images)
-        cls_out.float().square().mean().backward()
+        with _autocast(images, amp):
+            (cls_out,) = model(images)
+            loss = cls_out.float().square().mean()
+        loss.backward()
 
     return step
 
 
-def infer_step(model: nn.Module, images: torch.Tensor) -> Callable[[], None]:
+def infer_step(model: nn.Module, images: torch.Tensor,
+               amp: Optional[str] = None) -> Callable[[], None]:
     """One evaluation forward without autograd."""
 
     def step() -> None:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), _autocast(images, amp):
             model(images)
 
     return step
@@ -168,8 +185,8 @@ def benchmark_config(label: str, arch: object, img_size: int, batch_size: int,
     """Times and memories of the three backbones at one arch, image size and batch."""
     models = build_backbones(arch, img_size, args.gaug_impl, device)
     images = torch.randn(batch_size, 3, img_size, img_size, device=device)
-    train = {name: train_step(model, images) for name, model in models.items()}
-    infer = {name: infer_step(model, images) for name, model in models.items()}
+    train = {name: train_step(model, images, args.amp) for name, model in models.items()}
+    infer = {name: infer_step(model, images, args.amp) for name, model in models.items()}
     train_time = time_interleaved(train, models, args.repeats, args.warmup, device)
     infer_time = time_interleaved(infer, models, args.repeats, args.warmup, device)
     memory = {}
@@ -189,6 +206,8 @@ def benchmark_config(label: str, arch: object, img_size: int, batch_size: int,
         infer_time_ratio=infer_time['locat'] / infer_time['vit'],
         train_memory_ratio=memory['locat'] / memory['vit'],
         dense_speedup=train_time['dense'] / train_time['locat'],
+        train_images_per_s={name: batch_size / t for name, t in train_time.items()},
+        infer_images_per_s={name: batch_size / t for name, t in infer_time.items()},
     )
 
 
@@ -196,7 +215,7 @@ def format_table(rows: Sequence[dict]) -> str:
     """The results as a fixed-width text table, one line per arch and image size."""
     header = ('arch', 'img', 'batch', 'train ms vit', 'locat', 'dense', 'infer ms vit', 'locat',
               'dense', 'train MiB vit', 'locat', 'dense', 'train x', 'infer x', 'mem x',
-              'dense/fast')
+              'dense/fast', 'train img/s vit', 'locat', 'infer img/s vit', 'locat')
     lines = [header]
     for row in rows:
         cells = [row['arch'], str(row['img_size']), str(row['batch_size'])]
@@ -207,6 +226,8 @@ def format_table(rows: Sequence[dict]) -> str:
             for key in ('train_time_ratio', 'infer_time_ratio', 'train_memory_ratio',
                         'dense_speedup')
         ]
+        for key in ('train_images_per_s', 'infer_images_per_s'):
+            cells += [f'{row[key][name]:.1f}' for name in ('vit', 'locat')]
         lines.append(cells)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return '\n'.join('  '.join(cell.rjust(width) for cell, width in zip(line, widths))
@@ -224,13 +245,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--img-size', nargs='+', type=int, default=[224, 512], help='default: 224 512')
     parser.add_argument(
         '--batch-size', nargs='+', type=int,
-        help='one value, or one per --img-size (default: 8 at 224, 2 otherwise)')
+        help='one value, or one per --img-size (default: CPU 8 at 224, 2 otherwise; CUDA 128 '
+        'at 224, 8 otherwise)')
     parser.add_argument(
         '--device', choices=['cpu', 'cuda'],
         default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument(
-        '--gaug-impl', choices=['factored', 'flex'], default='factored',
+        '--gaug-impl', choices=['auto', 'factored', 'flex'], default='auto',
         help='GAug path of the measured LocAtViT (the dense one is always measured too)')
+    parser.add_argument(
+        '--amp', choices=sorted(AMP_DTYPES), help='autocast dtype (default: float32)')
     parser.add_argument(
         '--threads', type=int,
         help='CPU threads (torch.set_num_threads); default: torch\'s. On a machine shared '
@@ -242,7 +266,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if args.repeats < 1 or args.warmup < 0:
         parser.error('--repeats must be >= 1 and --warmup >= 0')
     try:
-        args.batch_size = batch_sizes(args.img_size, args.batch_size)
+        args.batch_size = batch_sizes(args.img_size, args.batch_size, args.device)
     except ValueError as err:
         parser.error(str(err))
     return args
@@ -268,11 +292,13 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         torch=torch.__version__,
         threads=torch.get_num_threads(),
         gaug_impl=args.gaug_impl,
+        amp=args.amp,
         repeats=args.repeats,
         warmup=args.warmup,
         results=rows)
     print(f"device {report['device']}, torch {report['torch']}, {report['threads']} threads, "
-          f'fast path {args.gaug_impl}, median of {args.repeats} after {args.warmup} warm-up')
+          f'fast path {args.gaug_impl}, amp {args.amp or "off"}, median of {args.repeats} after '
+          f'{args.warmup} warm-up')
     print(format_table(rows))
     print('train x / infer x / mem x: LocAtViT over ViT; dense/fast: dense over fast '
           'training-step time')

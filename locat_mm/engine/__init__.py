@@ -1,2 +1,4 @@
-"""Training hooks (registered in mmengine's root registry, so every toolbox finds them)."""
+"""Training hooks (registered in mmengine's root registry, so every toolbox finds them) and
+the attention FLOP handles for mmengine's complexity analysis."""
+from .flops import attention_flop_jit  # noqa: F401
 from .hooks import AttentionProbe, GAugStatsHook  # noqa: F401

@@ -1,5 +1,5 @@
 """Training hooks of LocAtViT, and the probe that reads its attention inputs."""
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -72,10 +72,7 @@ class AttentionProbe:
 
         def hook(module: nn.Module, args: tuple, qkv: Tensor) -> None:
             grid, num_prefix = self._inputs.pop(index)
-            B, L, _ = qkv.shape
-            # The head split of LocAtAttention.forward: (B, L, 3, heads, c) -> q, k.
-            qkv = qkv.detach().reshape(B, L, 3, layer.num_heads, layer.head_dims)
-            q, k = qkv.permute(2, 0, 3, 1, 4)[:2]
+            q, k, _ = layer.split_heads(qkv.detach())
             with torch.no_grad():
                 self.callback(index, layer, q, k, grid, num_prefix)
 
@@ -93,6 +90,9 @@ class GAugStatsHook(Hook):
     every visualizer backend (TensorBoard included) at its next logging iteration; give both
     hooks the same interval to log every value.
 
+    The numbers are read from what each layer's ``attn.gaug`` module returns in the model's
+    own forward pass (a forward hook on it), not recomputed.
+
     Cost: forward hooks exist only during logging iterations; the statistics are reduced on
     the device and copied to the host once per logging iteration (no per-step sync).
     Models without GAug (plain ViT) get a single warning and no statistics.
@@ -106,7 +106,7 @@ class GAugStatsHook(Hook):
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval}')
         self.interval = interval
-        self._probe: Optional[AttentionProbe] = None
+        self._handles: list = []
         self._stats: Dict[int, Tensor] = {}
         self._warned = False
 
@@ -121,19 +121,28 @@ class GAugStatsHook(Hook):
                 self._warned = True
             return
         self._stats.clear()
-        self._probe = AttentionProbe(layers, self._record).attach()
+        self._handles = [
+            layer.gaug.register_forward_hook(self._recorder(index))
+            for index, layer in enumerate(layers)
+        ]
 
-    def _record(self, index: int, layer: LocAtAttention, q: Tensor, k: Tensor,
-                grid: Tuple[int, int], num_prefix: int) -> None:
-        """Stores (var_row, var_col, amp) of one layer, means over batch, heads and queries."""
-        var, amp = layer.gaug.variance_amplitude(q[:, :, num_prefix:], grid)
-        self._stats[index] = torch.cat([var.mean(dim=(0, 1, 2)), amp.mean().reshape(1)])
+    def _recorder(self, index: int):
+
+        def hook(module: nn.Module, args: tuple, output: Tuple[Tensor, Tensor]) -> None:
+            """Stores (var_row, var_col, amp) means over batch, heads and patch queries."""
+            var, amp = (t.detach() for t in output)
+            with torch.no_grad():
+                self._stats[index] = torch.cat(
+                    [var.float().mean(dim=(0, 1, 2)), amp.float().mean().reshape(1)])
+
+        return hook
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        if self._probe is None:
+        if not self._handles:
             return
-        self._probe.detach()
-        self._probe = None
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
         if not self._stats:
             return
         indices = sorted(self._stats)

@@ -1,16 +1,18 @@
-"""LocAtViT's attention layer: qkv, GAug terms, the biased attention kernel, projection."""
-from typing import Optional, Tuple
+"""LocAtViT's attention layer: qkv, GAug terms, the biased attention operator, projection."""
+from typing import Tuple
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..ops.cuda import flex_biased_attention, flex_supported
-from ..ops.dense import dense_biased_attention
-from ..ops.factored import factored_biased_attention
+from ..ops.dense import dense_gaug_attention
+from ..ops.gaug_attention import gaug_attention
+from ..ops.gaussian import GaussianTerms
 from .gaug import GaussianAugmentation
 
-GAUG_IMPLS = ('factored', 'dense', 'flex')
+GAUG_IMPLS = ('auto', 'factored', 'flex', 'dense')
 
 
 class LocAtAttention(nn.Module):
@@ -24,13 +26,22 @@ class LocAtAttention(nn.Module):
         attn_drop (float): Dropout on attention weights.
         proj_drop (float): Dropout after the output projection.
         gaug (bool): Add the Gaussian locality bias.
-        gaug_impl (str): ``'factored'`` (memory-lean, default), ``'flex'`` (FlexAttention,
-            fused on CUDA: no N x N tensor at all) or ``'dense'`` (the formula as written,
-            kept as reference). ``'flex'`` runs the factored path where FlexAttention cannot
-            (no FlexAttention in this torch; backward off CUDA); the dense path serves
-            attention dropout. All three give the same numbers. ``'factored'`` does not switch
-            to flex by itself: FlexAttention compiles a kernel per grid size (seconds to
-            minutes on first use), which only the user can judge worth it.
+        gaug_impl (str): How the GAug attention runs; all give the same numbers.
+
+            - ``'auto'`` (default): FlexAttention on CUDA (one fused kernel, forward and
+              backward, compiled once with dynamic shapes), the registered operator
+              ``locat::gaug_attention`` elsewhere (fused C++ passes on the CPU).
+            - ``'factored'``: always the registered operator (chunked, memory-lean; on CUDA
+              its backward is a Python loop over row chunks: slow at training batch sizes).
+            - ``'flex'``: FlexAttention wherever torch runs it (on CPU: inference only),
+              else the operator.
+            - ``'dense'``: the formula as written with an N x N bias (the reference).
+
+            Attention dropout always runs the dense formula. While an ONNX exporter traces
+            the model (``torch.onnx.is_in_onnx_export()``), every setting emits the dense
+            formula in plain ATen ops, which both exporters translate; ``torch.export`` and
+            ``torch.compile`` keep the operator (or FlexAttention), ``torch.jit.trace`` the
+            operator.
     """
 
     def __init__(self,
@@ -41,7 +52,7 @@ class LocAtAttention(nn.Module):
                  attn_drop: float = 0.,
                  proj_drop: float = 0.,
                  gaug: bool = True,
-                 gaug_impl: str = 'factored') -> None:
+                 gaug_impl: str = 'auto') -> None:
         super().__init__()
         if embed_dims % num_heads:
             raise ValueError(f'embed_dims {embed_dims} is not divisible by num_heads {num_heads}')
@@ -56,24 +67,50 @@ class LocAtAttention(nn.Module):
         self.gaug = GaussianAugmentation(self.head_dims, base_grid) if gaug else None
         self.gaug_impl = gaug_impl
 
-    def forward(self, x: Tensor, grid: Tuple[int, int], num_prefix: int) -> Tensor:
-        """(B, P + H*W, C) tokens on grid (H, W) -> (B, P + H*W, C)."""
-        B, L, C = x.shape
-        qkv = self.qkv(x).reshape(B, L, 3, self.num_heads, self.head_dims)
+    def split_heads(self, qkv: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """The output of ``self.qkv`` (B, L, 3C) -> q, k, v, each (B, heads, L, c)."""
+        B, L, _ = qkv.shape
+        qkv = qkv.reshape(B, L, 3, self.num_heads, self.head_dims)
         # Contiguous heads: the attention kernels would copy them anyway, and GAug's maps then
         # read q in place (as the kernels' saved input) instead of saving a copy of their own.
         q, k, v = qkv.permute(2, 0, 3, 1, 4).contiguous().unbind(0)
+        return q, k, v
+
+    def forward(self, x: Tensor, grid: Tuple[int, int], num_prefix: int) -> Tensor:
+        """(B, P + H*W, C) tokens on grid (H, W) -> (B, P + H*W, C)."""
+        B, L, C = x.shape
+        q, k, v = self.split_heads(self.qkv(x))
         dropout_p = self.attn_drop if self.training else 0.
         if self.gaug is None:
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-        elif self.gaug_impl == 'dense' or dropout_p > 0:
-            bias = self.gaug.dense_bias(q[:, :, num_prefix:], grid)
-            out = dense_biased_attention(q, k, v, bias.to(q.dtype), num_prefix, dropout_p)
         else:
-            terms = self.gaug.terms(q, grid, num_prefix)
-            if self.gaug_impl == 'flex' and flex_supported(q, k, v, terms.inv_var, terms.amp):
-                out = flex_biased_attention(q, k, v, *terms.factors(), num_prefix)
-            else:
-                out = factored_biased_attention(q, k, v, terms, num_prefix)
+            var, amp = self.gaug(q, grid, num_prefix)
+            out = self._biased_attention(q, k, v, var, amp, grid, num_prefix, dropout_p)
         out = out.transpose(1, 2).reshape(B, L, C)
         return self.proj_drop(self.proj(out))
+
+    def gaug_path(self, *tensors: Tensor, dropout_p: float = 0.) -> str:
+        """The kernel the GAug attention takes for these inputs (q first, then any tensors
+        that may need gradients) in the current context: ``'dense'``, ``'flex'`` or
+        ``'factored'`` (the registered operator); see ``gaug_impl``."""
+        q = tensors[0]
+        if self.gaug_impl == 'dense' or dropout_p > 0 or torch.onnx.is_in_onnx_export():
+            return 'dense'
+        wants_flex = self.gaug_impl == 'flex' or (self.gaug_impl == 'auto'
+                                                  and q.device.type == 'cuda')
+        # TorchScript cannot hold FlexAttention; traced models (and FLOP counters) get the op.
+        if wants_flex and not torch.jit.is_tracing() and flex_supported(*tensors):
+            return 'flex'
+        return 'factored'
+
+    def _biased_attention(self, q: Tensor, k: Tensor, v: Tensor, var: Tensor, amp: Tensor,
+                          grid: Tuple[int, int], num_prefix: int, dropout_p: float) -> Tensor:
+        eps, floor = self.gaug.eps, self.gaug.dist_floor
+        path = self.gaug_path(q, k, v, var, amp, dropout_p=dropout_p)
+        if path == 'dense':
+            return dense_gaug_attention(q, k, v, var, amp, grid, num_prefix, eps, floor,
+                                        dropout_p)
+        if path == 'flex':
+            factors = GaussianTerms.build(var, amp, grid, eps, floor).factors()
+            return flex_biased_attention(q, k, v, *factors, num_prefix)
+        return gaug_attention(q, k, v, var, amp, grid, num_prefix, eps, floor)

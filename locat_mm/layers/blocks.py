@@ -40,7 +40,7 @@ class LocAtEncoderLayer(nn.Module):
                  drop_path_rate: float = 0.,
                  qkv_bias: bool = True,
                  gaug: bool = True,
-                 gaug_impl: str = 'factored',
+                 gaug_impl: str = 'auto',
                  norm_eps: float = 1e-6) -> None:
         super().__init__()
         self.ln1 = nn.LayerNorm(embed_dims, eps=norm_eps)

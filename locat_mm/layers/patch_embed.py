@@ -6,6 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..ops.resize import resize_antialiased
+
 
 def resize_pos_embed(pos_embed: Tensor,
                      src_shape: Tuple[int, int],
@@ -29,7 +31,9 @@ def resize_pos_embed(pos_embed: Tensor,
         Tensor: (1, P + H'*W', C) in the dtype of ``pos_embed``.
     """
     src_shape, dst_shape = tuple(src_shape), tuple(dst_shape)
-    if src_shape == dst_shape:
+    # Symbolic sizes (torch.export, dynamic torch.compile) take no shortcut: a branch on them
+    # would specialise the graph to one size; the resize to the same size is the identity.
+    if all(type(s) is int for s in dst_shape) and src_shape == dst_shape:
         return pos_embed
     _, length, channels = pos_embed.shape
     if length != src_shape[0] * src_shape[1] + num_extra_tokens:
@@ -40,8 +44,11 @@ def resize_pos_embed(pos_embed: Tensor,
             '`patch_size` and `with_cls_token` against the checkpoint.')
     prefix, grid = pos_embed[:, :num_extra_tokens], pos_embed[:, num_extra_tokens:]
     grid = grid.reshape(1, *src_shape, channels).permute(0, 3, 1, 2)
-    antialias = mode in ('bilinear', 'bicubic')
-    grid = F.interpolate(grid.float(), size=dst_shape, mode=mode, antialias=antialias)
+    if mode in ('bilinear', 'bicubic'):
+        # The antialiased kernel as matrix products: equal results, and it exports to ONNX.
+        grid = resize_antialiased(grid.float(), dst_shape, mode)
+    else:
+        grid = F.interpolate(grid.float(), size=dst_shape, mode=mode)
     grid = grid.flatten(2).transpose(1, 2).to(pos_embed.dtype)
     return torch.cat([prefix, grid], dim=1)
 

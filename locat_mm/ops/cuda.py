@@ -39,14 +39,21 @@ def flex_supported(*tensors: Tensor) -> bool:
     return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
 
 
-@lru_cache(maxsize=None)
-def _compiled_flex_attention() -> Callable[..., Tensor]:
-    """FlexAttention compiled once per process; uncompiled it would materialise the scores.
+def _flex_gaug(q: Tensor, k: Tensor, v: Tensor, row_factor: Tensor, col_factor: Tensor,
+               num_prefix: int) -> Tensor:
+    return flex_attention(q, k, v, score_mod=gaug_score_mod(row_factor, col_factor, num_prefix))
 
-    Each new grid (or prefix count) compiles a new kernel on first use, as ``W`` and ``P``
-    are constants of the score function.
+
+@lru_cache(maxsize=1)
+def _compiled_flex_gaug() -> Callable[..., Tensor]:
+    """The fused kernel, compiled once per process with dynamic shapes.
+
+    The score function is built inside the compiled function from the factors' shapes, so the
+    grid width is a symbolic size rather than a constant: images of new sizes reuse the
+    kernel instead of compiling one per grid (``torch._dynamo``'s recompile limit would
+    otherwise stop whole-image evaluation on varying sizes).
     """
-    return torch.compile(flex_attention)
+    return torch.compile(_flex_gaug, dynamic=True)
 
 
 def gaug_score_mod(row_factor: Tensor, col_factor: Tensor, num_prefix: int) -> ScoreMod:
@@ -93,8 +100,7 @@ def flex_biased_attention(q: Tensor, k: Tensor, v: Tensor, row_factor: Tensor,
     Returns:
         Tensor: (B, heads, P + N, c), the dtype of ``q``.
     """
-    score_mod = gaug_score_mod(row_factor, col_factor, num_prefix)
     # Inside a compiled model the outer compilation fuses the call itself.
     if q.device.type == 'cuda' and not torch.compiler.is_compiling():
-        return _compiled_flex_attention()(q, k, v, score_mod=score_mod)
-    return flex_attention(q, k, v, score_mod=score_mod)
+        return _compiled_flex_gaug()(q, k, v, row_factor, col_factor, num_prefix)
+    return _flex_gaug(q, k, v, row_factor, col_factor, num_prefix)

@@ -1,8 +1,10 @@
-"""The maths of GAug's bias (SPEC section 1): eps, per-axis distances and per-query terms.
+"""The maths of GAug's bias (SPEC section 1): eps, per-axis distances, per-query terms, and the
+one product of the two per-axis factors.
 
 Plain torch: no OpenMMLab import, so kernels, exporters and the GPU check can use it alone.
+Nothing here is cached by size: distance tables are a few thousand elements, built from
+``arange`` on every call, so the grid may be a symbolic size under ``torch.export``.
 """
-from functools import lru_cache
 from typing import NamedTuple, Tuple
 
 import torch
@@ -24,7 +26,11 @@ def gaug_eps(base_grid: Tuple[int, int]) -> float:
     return eps
 
 
-@lru_cache(maxsize=64)
+def dist_floor(base_grid: Tuple[int, int]) -> float:
+    """The lower clamp of the halved squared distances (SPEC section 1)."""
+    return max(-0.5 * (max(base_grid) - 1)**2, DIST_FLOOR)
+
+
 def axis_distance(length: int, floor: float, device: torch.device) -> Tensor:
     """(length, length) table of ``max(-0.5 (i - j)^2, floor)`` along one grid axis."""
     pos = torch.arange(length, device=device, dtype=torch.float32)
@@ -40,6 +46,16 @@ def _exp_flushed(exponent: Tensor) -> Tensor:
     return torch.exp(exponent.clamp_min(_EXP_FLOOR))
 
 
+def factor_product(row_factor: Tensor, col_factor: Tensor) -> Tensor:
+    """The bias between patch queries and patch keys from its two per-axis factors.
+
+    ``bias[..., i, y*W + x] = row_factor[..., i, y] * col_factor[..., i, x]``: (..., n, H) and
+    (..., n, W) -> (..., n, H*W). The fused kernels (``cpu/gaug_cpu.cpp``, FlexAttention's
+    ``score_mod``) compute the same product element by element without storing it.
+    """
+    return (row_factor.unsqueeze(-1) * col_factor.unsqueeze(-2)).flatten(-2)
+
+
 class GaussianTerms(NamedTuple):
     """What GAug's bias is made of, per query; all float32.
 
@@ -51,6 +67,17 @@ class GaussianTerms(NamedTuple):
     amp: Tensor
     row_dist: Tensor
     col_dist: Tensor
+
+    @classmethod
+    def build(cls, var: Tensor, amp: Tensor, grid: Tuple[int, int], eps: float,
+              floor: float) -> 'GaussianTerms':
+        """Terms of patch queries with variances ``var`` (B, heads, N, 2) and amplitudes
+        ``amp`` (B, heads, N, 1) on grid (H, W), N = H * W in row-major order."""
+        H, W = grid
+        # Each query's own row/column of the per-axis distance table.
+        row_dist = axis_distance(H, floor, var.device).repeat_interleave(W, dim=0)
+        col_dist = axis_distance(W, floor, var.device).repeat(H, 1)
+        return cls(1.0 / (var.float() + eps), amp.float(), row_dist, col_dist)
 
     def row_gaussian(self) -> Tensor:
         """``exp(Dy(y_i, y) / (vy_i + eps))``, (B, heads, N, H)."""

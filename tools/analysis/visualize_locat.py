@@ -91,18 +91,17 @@ def query_maps(layer: LocAtAttention, q: Tensor, k: Tensor, grid: Tuple[int, int
         over patch keys, both averaged over heads.
     """
     H, W = grid
-    factors = layer.gaug(q[:1, :, num_prefix:], grid) if layer.gaug is not None else None
+    # (heads, N, N) for the first image; a few MB even at large grids.
+    dense = layer.gaug.dense_bias(q[:1], grid, num_prefix)[0] if layer.gaug is not None else None
     maps = []
     for y, x in queries:
         i = y * W + x
         logits = torch.einsum('hc,hlc->hl', q[0, :, num_prefix + i].float(),
                               k[0].float()) * layer.head_dims**-0.5  # (heads, P + N)
         bias = None
-        if factors is not None:
-            row_factor, col_factor = factors
-            head_bias = row_factor[0, :, i, :, None] * col_factor[0, :, i, None, :]  # (h, H, W)
-            logits[:, num_prefix:] += head_bias.flatten(1)
-            bias = head_bias.mean(0).cpu().numpy()
+        if dense is not None:
+            logits[:, num_prefix:] += dense[:, i]
+            bias = dense[:, i].mean(0).reshape(H, W).cpu().numpy()
         attn = logits.softmax(-1)[:, num_prefix:].reshape(-1, H, W).mean(0)
         maps.append((bias, attn.cpu().numpy()))
     return maps

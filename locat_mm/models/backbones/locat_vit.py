@@ -52,7 +52,8 @@ class LocAtViT(BaseModule):
         gaug (bool): Gaussian-augmented attention in every block.
         prr (bool): Patch representation refinement before pooling (``cls_token`` and
             ``avg_featmap`` outputs of the last block only; dense outputs never get it).
-        gaug_impl (str): ``'factored'``, ``'flex'`` or ``'dense'``; see ``LocAtAttention``.
+        gaug_impl (str): ``'auto'`` (default), ``'factored'``, ``'flex'`` or ``'dense'``; see
+            ``LocAtAttention``.
         qkv_bias (bool): Bias in the qkv projections.
         drop_rate (float): Dropout after the position embedding, projections and MLPs.
         attn_drop_rate (float): Dropout on attention weights.
@@ -89,7 +90,7 @@ class LocAtViT(BaseModule):
                  with_pos_embed: bool = True,
                  gaug: bool = True,
                  prr: bool = True,
-                 gaug_impl: str = 'factored',
+                 gaug_impl: str = 'auto',
                  qkv_bias: bool = True,
                  drop_rate: float = 0.,
                  attn_drop_rate: float = 0.,

@@ -1,12 +1,16 @@
 """Loads the fused CPU passes of the factored GAug attention (``gaug_cpu.cpp``).
 
-The extension is compiled with the machine's C++ compiler on first use (about a minute) and
-cached by torch in ``$TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``). Where it
+The extension is compiled with the machine's C++ compiler on first use (about 40 s; one line is
+printed when it starts) and cached by torch in ``$TORCH_EXTENSIONS_DIR`` (default
+``~/.cache/torch_extensions``) under a name that carries a hash of the source, so checkouts
+with different sources sharing that folder never load each other's build. Where it
 cannot be built, :func:`fused_cpu_ops` returns None and the attention uses equivalent ATen ops;
 ``LOCAT_FUSED_CPU=0`` chooses that path deliberately.
 """
+import hashlib
 import os
 import os.path as osp
+import sys
 import warnings
 from functools import lru_cache
 from types import ModuleType
@@ -15,6 +19,20 @@ from typing import Optional
 from torch import Tensor
 
 _SOURCE = osp.join(osp.dirname(__file__), 'gaug_cpu.cpp')
+_FLAGS = ['-O3', '-ffast-math', '-fopenmp-simd']
+
+
+def extension_name() -> str:
+    """``locat_gaug_cpu_<hash>``: the hash covers the source and the compiler flags."""
+    with open(_SOURCE, 'rb') as f:
+        digest = hashlib.sha256(f.read() + ' '.join(_FLAGS).encode()).hexdigest()
+    return f'locat_gaug_cpu_{digest[:12]}'
+
+
+def _is_built(name: str) -> bool:
+    from torch.utils.cpp_extension import _get_build_directory
+    build_dir = _get_build_directory(name, verbose=False)
+    return any(f.startswith(name) and f.endswith('.so') for f in os.listdir(build_dir))
 
 
 @lru_cache(maxsize=1)
@@ -23,9 +41,12 @@ def _load() -> Optional[ModuleType]:
         return None
     try:
         from torch.utils.cpp_extension import load
-        return load('locat_gaug_cpu', [_SOURCE],
-                    extra_cflags=['-O3', '-ffast-math', '-fopenmp-simd'],
-                    extra_ldflags=['-lmvec'], verbose=False)
+        name = extension_name()
+        if not _is_built(name):
+            print(f'LocAtViT: building the fused CPU attention passes ({name}, about 40 s, '
+                  'once per source version)...', file=sys.stderr, flush=True)
+        return load(name, [_SOURCE], extra_cflags=_FLAGS, extra_ldflags=['-lmvec'],
+                    verbose=False)
     except Exception as err:  # no compiler, no headers, ...: the ATen path is exact too
         warnings.warn(f'LocAtViT: fused CPU attention passes unavailable ({err}); using the '
                       'slower ATen path. Set LOCAT_FUSED_CPU=0 to silence this.')

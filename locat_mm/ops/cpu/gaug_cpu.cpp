@@ -23,6 +23,23 @@
 
 namespace {
 
+// One query row of the additive mask: 0 on prefix keys (and everywhere for a prefix query:
+// r, c null), r[y] * c[x] on patch key (y, x).
+LOCAT_ROW_KERNEL void bias_mask_row(float* mrow, int64_t L, int64_t P, const float* r,
+                                    const float* c, int64_t H, int64_t W) {
+  if (r == nullptr) {
+    std::fill(mrow, mrow + L, 0.f);
+    return;
+  }
+  std::fill(mrow, mrow + P, 0.f);
+  float* patch = mrow + P;
+  for (int64_t y = 0; y < H; ++y) {
+    const float ry = r[y];
+    float* dst = patch + y * W;
+    for (int64_t x = 0; x < W; ++x) dst[x] = ry * c[x];
+  }
+}
+
 // One query row: adds the bias (if it is a patch query: r, c are its factors, else null)
 // and takes the softmax in place.
 LOCAT_ROW_KERNEL void bias_softmax_row(float* srow, int64_t L, int64_t P, const float* r,
@@ -73,6 +90,30 @@ void check(const at::Tensor& t, int64_t dim, const char* name) {
   TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous() &&
                   t.dim() == dim,
               name, " must be a contiguous float32 CPU tensor with ", dim, " dims");
+}
+
+// mask (BH, R, L) <- the bias of query rows start .. start + R (factors as in bias_softmax_),
+// written in one pass: the additive mask of the forward's scaled-dot-product kernel.
+void bias_mask_(at::Tensor mask, const at::Tensor& row, const at::Tensor& col, int64_t start,
+                int64_t P) {
+  check(mask, 3, "mask");
+  check(row, 3, "row");
+  check(col, 3, "col");
+  const int64_t BH = mask.size(0), R = mask.size(1), L = mask.size(2);
+  const int64_t N = row.size(1), H = row.size(2), W = col.size(2);
+  TORCH_CHECK(N == H * W && L == N + P && row.size(0) == BH && col.size(0) == BH,
+              "bias factors do not match the mask");
+  float* m = mask.data_ptr<float>();
+  const float* rp = row.data_ptr<float>();
+  const float* cp = col.data_ptr<float>();
+  at::parallel_for(0, BH * R, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t idx = begin; idx < end; ++idx) {
+      const int64_t bh = idx / R, q = start + idx % R;
+      const bool patch = q >= P;
+      bias_mask_row(m + idx * L, L, P, patch ? rp + (bh * N + (q - P)) * H : nullptr,
+                    patch ? cp + (bh * N + (q - P)) * W : nullptr, H, W);
+    }
+  });
 }
 
 // scores (BH, R, L) <- softmax(scores + bias) in place, for query rows start .. start + R.
@@ -142,6 +183,7 @@ void softmax_backward_factors_(at::Tensor dscores, const at::Tensor& probs,
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("bias_mask_", &bias_mask_);
   m.def("bias_softmax_", &bias_softmax_);
   m.def("softmax_backward_factors_", &softmax_backward_factors_);
 }

@@ -1,0 +1,103 @@
+"""GAug attention as one registered PyTorch operator: ``torch.ops.locat.gaug_attention``.
+
+``softmax(q k^T / sqrt(c) + B) v`` with GAug's bias ``B`` (SPEC section 1) given by the patch
+queries' variances and amplitudes. Registered with ``torch.library`` so that every tool built on
+the dispatcher sees a single op with a known signature:
+
+- a fake (meta) implementation, so ``torch.compile`` and ``torch.export`` (dynamic shapes
+  included: the grid sizes are ``SymInt`` arguments) trace it without running it;
+- a registered autograd formula whose backward is a second operator,
+  ``locat::gaug_attention_backward``, so compiled training steps have no graph break and an
+  exported program can be differentiated;
+- a kernel for every device: the chunked factored passes (``factored.py``), fused in C++ on the
+  CPU. On CUDA, :class:`~locat_mm.layers.attention.LocAtAttention` calls FlexAttention
+  directly (``cuda.py``), which torch compiles and exports natively;
+- a plain-ATen decomposition, :func:`~locat_mm.ops.dense.dense_gaug_attention` (the formula as
+  written), which the attention layer emits instead of the op while an ONNX exporter traces it
+  (neither ONNX exporter can carry a custom op), and which ``torch.export`` users can ask for
+  with :data:`DECOMPOSITIONS` (``ep.run_decompositions(DECOMPOSITIONS)``).
+
+Nothing depends on Python-side caches keyed by sizes.
+"""
+from typing import Callable, Dict, Tuple
+
+import torch
+from torch import Tensor
+
+from .dense import dense_gaug_attention
+from .factored import factored_backward, factored_forward
+from .gaussian import GaussianTerms
+
+Grads = Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
+
+
+@torch.library.custom_op('locat::gaug_attention', mutates_args=())
+def _gaug_attention_op(q: Tensor, k: Tensor, v: Tensor, var: Tensor, amp: Tensor, grid_h: int,
+                       grid_w: int, num_prefix: int, eps: float, floor: float) -> Tensor:
+    terms = GaussianTerms.build(var, amp, (grid_h, grid_w), eps, floor)
+    return factored_forward(q, k, v, terms, num_prefix)
+
+
+@_gaug_attention_op.register_fake
+def _(q, k, v, var, amp, grid_h, grid_w, num_prefix, eps, floor):
+    return torch.empty_like(q)
+
+
+@torch.library.custom_op('locat::gaug_attention_backward', mutates_args=())
+def _gaug_attention_backward_op(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
+                                var: Tensor, amp: Tensor, grid_h: int, grid_w: int,
+                                num_prefix: int, eps: float, floor: float) -> Grads:
+    terms = GaussianTerms.build(var, amp, (grid_h, grid_w), eps, floor)
+    dq, dk, dv, d_inv, d_amp = factored_backward(grad_out, q, k, v, out, terms, num_prefix)
+    # inv = 1 / (var + eps)  =>  d var = -d inv * inv^2
+    d_var = -d_inv * terms.inv_var.square()
+    return dq, dk, dv, d_var.to(var.dtype), d_amp.to(amp.dtype)
+
+
+@_gaug_attention_backward_op.register_fake
+def _(grad_out, q, k, v, out, var, amp, grid_h, grid_w, num_prefix, eps, floor):
+    return (torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), torch.empty_like(var),
+            torch.empty_like(amp))
+
+
+def _setup_context(ctx, inputs: tuple, output: Tensor) -> None:
+    q, k, v, var, amp, grid_h, grid_w, num_prefix, eps, floor = inputs
+    ctx.save_for_backward(q, k, v, output, var, amp)
+    ctx.args = (grid_h, grid_w, num_prefix, eps, floor)
+
+
+def _backward(ctx, grad_out: Tensor):
+    q, k, v, out, var, amp = ctx.saved_tensors
+    grads = _gaug_attention_backward_op(grad_out, q, k, v, out, var, amp, *ctx.args)
+    return (*grads, None, None, None, None, None)
+
+
+_gaug_attention_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def gaug_attention(q: Tensor, k: Tensor, v: Tensor, var: Tensor, amp: Tensor,
+                   grid: Tuple[int, int], num_prefix: int, eps: float, floor: float) -> Tensor:
+    """Exact GAug attention through the registered operator; no attention dropout.
+
+    Args:
+        q, k, v (Tensor): (B, heads, P + N, c), one dtype.
+        var (Tensor): (B, heads, N, 2) variances of the patch queries (rows, columns), float32.
+        amp (Tensor): (B, heads, N, 1) amplitudes, float32.
+        grid (tuple[int, int]): Patch grid (H, W), N = H * W in row-major order.
+        num_prefix (int): P, leading tokens (class token, registers) without bias.
+        eps (float): Variance offset; floor (float): lower clamp of the distances (SPEC 1).
+
+    Returns:
+        Tensor: (B, heads, P + N, c), q's dtype.
+    """
+    return _gaug_attention_op(q, k, v, var, amp, grid[0], grid[1], num_prefix, eps, floor)
+
+
+def _decompose(q, k, v, var, amp, grid_h, grid_w, num_prefix, eps, floor):
+    return dense_gaug_attention(q, k, v, var, amp, (grid_h, grid_w), num_prefix, eps, floor)
+
+
+# For ``ExportedProgram.run_decompositions``: the op as plain ATen (the dense formula).
+DECOMPOSITIONS: Dict[torch._ops.OpOverload, Callable[..., Tensor]] = {
+    torch.ops.locat.gaug_attention.default: _decompose
+}

@@ -142,8 +142,7 @@ class WindowLocAtAttention(LocAtAttention):
                              f'windows without prefix tokens, got grid {tuple(grid)} and '
                              f'{num_prefix} prefix tokens')
         B_, N, C = x.shape
-        qkv = self.qkv(x).reshape(B_, N, 3, self.num_heads, self.head_dims)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = self.split_heads(self.qkv(x))
         bias = self.relative_position_bias().unsqueeze(0)  # (1, heads, N, N)
         if mask is not None:
             num_windows = mask.shape[0]

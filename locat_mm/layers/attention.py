@@ -9,6 +9,7 @@ from ..ops.cuda import flex_biased_attention, flex_supported
 from ..ops.dense import dense_biased_attention
 from ..ops.factored import factored_biased_attention
 from .gaug import GaussianAugmentation
+from .layer_scale import LayerScale
 
 GAUG_IMPLS = ('factored', 'dense', 'flex')
 
@@ -31,6 +32,8 @@ class LocAtAttention(nn.Module):
             attention dropout. All three give the same numbers. ``'factored'`` does not switch
             to flex by itself: FlexAttention compiles a kernel per grid size (seconds to
             minutes on first use), which only the user can judge worth it.
+        proj_bias (bool): Bias in the output projection.
+        layer_scale_init_value (float): Layer scale on the output (key ``gamma1``); 0: none.
     """
 
     def __init__(self,
@@ -41,7 +44,9 @@ class LocAtAttention(nn.Module):
                  attn_drop: float = 0.,
                  proj_drop: float = 0.,
                  gaug: bool = True,
-                 gaug_impl: str = 'factored') -> None:
+                 gaug_impl: str = 'factored',
+                 proj_bias: bool = True,
+                 layer_scale_init_value: float = 0.) -> None:
         super().__init__()
         if embed_dims % num_heads:
             raise ValueError(f'embed_dims {embed_dims} is not divisible by num_heads {num_heads}')
@@ -51,8 +56,10 @@ class LocAtAttention(nn.Module):
         self.head_dims = embed_dims // num_heads
         self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
         self.attn_drop = attn_drop
-        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.proj = nn.Linear(embed_dims, embed_dims, bias=proj_bias)
         self.proj_drop = nn.Dropout(proj_drop)
+        self.gamma1 = LayerScale(embed_dims, layer_scale_init_value) \
+            if layer_scale_init_value > 0 else nn.Identity()
         self.gaug = GaussianAugmentation(self.head_dims, base_grid) if gaug else None
         self.gaug_impl = gaug_impl
 
@@ -76,4 +83,4 @@ class LocAtAttention(nn.Module):
             else:
                 out = factored_biased_attention(q, k, v, terms, num_prefix)
         out = out.transpose(1, 2).reshape(B, L, C)
-        return self.proj_drop(self.proj(out))
+        return self.gamma1(self.proj_drop(self.proj(out)))

@@ -225,6 +225,8 @@ def test_default_scope_decides_when_the_arguments_do_not():
     (dict(arch=TINY, toolbox='mmdet'), 'toolbox must be one of'),
     (dict(arch=TINY, layer_cfgs=dict(ffn_type='swiglu_fused')), 'SwiGLU'),
     (dict(arch=TINY, layer_cfgs=dict(bias=True)), "keys \\['bias'\\]"),
+    (dict(arch=TINY, init_cfg=dict(type='Pretrained_Part', checkpoint='sam.pth')),
+     'Pretrained_Part'),
     (dict(arch=TINY, out_type='cls_token', output_cls_token=True, toolbox='mmseg'),
      'output_cls_token=True needs'),
 ])

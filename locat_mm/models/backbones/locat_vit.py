@@ -270,6 +270,11 @@ class LocAtViT(BaseModule):
             if not isinstance(pretrained, str):
                 raise TypeError(f'pretrained must be a str or None, got {type(pretrained)}')
             init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+        cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg] if init_cfg else []
+        if any(cfg.get('type') == 'Pretrained_Part' for cfg in cfgs):
+            raise ValueError("init_cfg type 'Pretrained_Part' (mmseg's loader for SAM's image "
+                             "encoder) is not supported: use type='Pretrained' with "
+                             "prefix='image_encoder'.")
         super().__init__(init_cfg=copy.deepcopy(init_cfg))
 
         self.arch_settings = self._parse_arch(

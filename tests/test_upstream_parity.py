@@ -302,3 +302,34 @@ def test_with_cp_recomputes_blocks_and_gives_the_same_gradients():
     for name, grad in grads[0].items():
         torch.testing.assert_close(grads[1][name], grad, rtol=0, atol=1e-6, msg=name)
     assert grads[1]['layers.1.attn.gaug.log_alpha.weight'].abs().sum() > 0
+
+
+# ----------------------------------------------------------------------------- other grids
+def test_upstream_checkpoints_of_another_grid_give_upstreams_outputs(tmp_path):
+    """pos_embed_antialias=False: a checkpoint trained at 64 px, loaded for 32 px and run at
+    48 x 40, gives what mmpretrain's and mmseg's own classes give."""
+    from mmpretrain.models import VisionTransformer as PretrainViT
+    from mmseg.models.backbones import VisionTransformer as SegViT
+    x = torch.randn(1, 3, 48, 40)
+
+    source = PretrainViT(arch=dict(TINY), img_size=64, out_type='featmap')
+    path = tmp_path / 'pretrain.pth'
+    torch.save({'state_dict': random_state_dict(source)}, path)
+    theirs = PretrainViT(arch=dict(TINY), img_size=32, out_type='featmap',
+                         init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    theirs.init_weights()
+    ours = LocAtViT(arch=dict(TINY), img_size=32, out_type='featmap', **BASELINE,
+                    init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    ours.init_weights()
+    ours.eval(), theirs.eval()
+    assert_same_outputs(ours, theirs, x)
+
+    seg_source = SegViT(**{**SEG_TINY, 'img_size': 64})
+    path = tmp_path / 'seg.pth'
+    torch.save({'state_dict': random_state_dict(seg_source)}, path)
+    theirs = SegViT(**SEG_TINY, pretrained=str(path))
+    theirs.init_weights()
+    ours = LocAtViT(**SEG_TINY, **BASELINE, pretrained=str(path))
+    ours.init_weights()
+    ours.eval(), theirs.eval()
+    assert_same_outputs(ours, theirs, x, exact=False)

@@ -154,7 +154,8 @@ def describe_mismatch(missing: list, unexpected: list, source: str, limit: int =
 # norms, the linear classifier, register tokens. Anything else (q/k norms, distillation heads,
 # attention pooling) belongs to a model this project does not implement.
 _TIMM_CLASSIFIER_KEY = re.compile(
-    r'^(cls_token|reg_token|pos_embed|patch_embed\.proj\.(weight|bias)|(norm|fc_norm|head)\.(weight|bias)'
+    r'^(cls_token|reg_token|pos_embed|patch_embed\.proj\.(weight|bias)'
+    r'|(norm|fc_norm|head)\.(weight|bias)'
     r'|blocks\.\d+\.(norm1|norm2|attn\.qkv|attn\.proj|attn\.gaug\.log_var|attn\.gaug\.log_alpha'
     r'|mlp\.fc1|mlp\.fc2)\.(weight|bias))$')
 

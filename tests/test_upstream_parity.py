@@ -333,3 +333,17 @@ def test_upstream_checkpoints_of_another_grid_give_upstreams_outputs(tmp_path):
     ours.init_weights()
     ours.eval(), theirs.eval()
     assert_same_outputs(ours, theirs, x, exact=False)
+
+
+def test_mmseg_config_with_a_timm_vit_checkpoint_names_what_differs(tmp_path):
+    """mmseg loads such files leniently; here the keys that do not fit are named, with hints."""
+    vit = LocAtViT(arch=dict(TINY), img_size=32, gaug=False)  # a plain ViT, patch bias on
+    path = tmp_path / 'vit.pth'
+    torch.save(vit.state_dict(), path)
+    model = LocAtViT(**SEG_TINY, pretrained=str(path))  # GAug on, no patch bias (mmseg)
+    with pytest.raises(KeyError) as err:
+        model.init_weights()
+    message = str(err.value)
+    assert 'Missing keys: layers.0.attn.gaug.log_alpha.bias' in message
+    assert 'Unexpected keys: patch_embed.projection.bias' in message
+    assert 'patch_bias=True' in message and 'strict=False' in message

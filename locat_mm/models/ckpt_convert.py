@@ -137,6 +137,9 @@ def describe_mismatch(missing: list, unexpected: list, source: str, limit: int =
     if any('.gamma' in k for k in missing + unexpected):
         lines.append('Layer-scale keys (gamma1/gamma2) differ: set layer_scale_init_value > 0 '
                      'exactly when the checkpoint has them.')
+    if 'patch_embed.projection.bias' in missing + unexpected:
+        lines.append('The patch-embedding bias differs: mmseg configs build none unless '
+                     'patch_bias=True (mmpretrain: one unless pre_norm; or patch_cfg bias).')
     if any(k.startswith('pre_norm.') for k in missing + unexpected):
         lines.append('pre_norm differs: build the backbone with pre_norm as the checkpoint was.')
     if any('.gaug.' in k for k in missing):

@@ -80,6 +80,13 @@ def resolve_toolbox(toolbox: Optional[str], given: Sequence[str]) -> str:
     return 'mmseg' if scope is not None and scope.scope_name == 'mmseg' else 'mmpretrain'
 
 
+def _as_list(init_cfg: Union[dict, List[dict], None]) -> List[dict]:
+    """An ``init_cfg`` (None, a dict or a list of dicts) as a list."""
+    if isinstance(init_cfg, (list, tuple)):
+        return list(init_cfg)
+    return [init_cfg] if init_cfg else []
+
+
 def _norm_factory(norm_cfg: dict):
     """``norm_cfg`` -> a callable building the norm for a given width (mmcv's registry)."""
     return lambda num_features: build_norm_layer(norm_cfg, num_features)[1]
@@ -270,8 +277,7 @@ class LocAtViT(BaseModule):
             if not isinstance(pretrained, str):
                 raise TypeError(f'pretrained must be a str or None, got {type(pretrained)}')
             init_cfg = dict(type='Pretrained', checkpoint=pretrained)
-        cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg] if init_cfg else []
-        if any(cfg.get('type') == 'Pretrained_Part' for cfg in cfgs):
+        if any(cfg.get('type') == 'Pretrained_Part' for cfg in _as_list(init_cfg)):
             raise ValueError("init_cfg type 'Pretrained_Part' (mmseg's loader for SAM's image "
                              "encoder) is not supported: use type='Pretrained' with "
                              "prefix='image_encoder'.")
@@ -497,8 +503,7 @@ class LocAtViT(BaseModule):
           or the authors' (timm layout) weights; keys that do not fit raise an error naming
           them unless ``strict=False``.
         """
-        cfgs = self.init_cfg if isinstance(self.init_cfg, (list, tuple)) else \
-            [self.init_cfg] if self.init_cfg else []
+        cfgs = _as_list(self.init_cfg)
         pretrained = [cfg for cfg in cfgs if cfg.get('type') == 'Pretrained']
         others = [cfg for cfg in cfgs if cfg.get('type') != 'Pretrained']
         if len(pretrained) > 1:

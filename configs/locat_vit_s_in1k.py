@@ -8,6 +8,6 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(arch='s', drop_path_rate=0.2),
+    backbone=dict(arch='deit-s', drop_path_rate=0.2),
     head=dict(in_channels=384),
 )

@@ -4,5 +4,5 @@ _base_ = ['./_base_/protocols/linear_cocostuff164k.py']
 # classifier, or the authors' (timm layout). Point this at your copy.
 pretrained = 'checkpoints/locat_vit_s_in1k.pth'
 model = dict(
-    backbone=dict(arch='s', init_cfg=dict(checkpoint=pretrained)),
+    backbone=dict(arch='deit-s', init_cfg=dict(checkpoint=pretrained)),
     decode_head=dict(in_channels=384))

@@ -4,7 +4,7 @@ _base_ = ['./_base_/protocols/upernet_ade20k.py']
 # classifier, or the authors' (timm layout). Point this at your copy.
 pretrained = 'checkpoints/locat_vit_s_in1k.pth'
 model = dict(
-    backbone=dict(arch='s', init_cfg=dict(checkpoint=pretrained)),
+    backbone=dict(arch='deit-s', init_cfg=dict(checkpoint=pretrained)),
     neck=dict(in_channels=[384] * 4, out_channels=384),
     decode_head=dict(in_channels=[384] * 4),
     auxiliary_head=dict(in_channels=384))

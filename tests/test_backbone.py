@@ -1,6 +1,8 @@
 """LocAtViT's OpenMMLab interface: registries, outputs, freezing, checkpoints, bad input."""
+import numpy as np
 import pytest
 import torch
+from resize_oracle import resize_pos_embed_oracle
 
 import locat_mm  # noqa: F401  (registers LocAtViT)
 from locat_mm import LocAtViT
@@ -115,12 +117,12 @@ def test_patch_embedding_has_a_bias():
 
 @pytest.mark.parametrize(
     'kwargs,match',
-    [(dict(img_size=70), 'not a multiple of patch_size'),
-     (dict(out_type='tokens'), 'Unsupported out_type'),
+    [(dict(out_type='tokens'), 'Unsupported out_type'),
      (dict(out_type='cls_token', with_cls_token=False), 'needs with_cls_token'),
-     (dict(arch='huge'), 'Unknown arch'), (dict(out_indices=(5, )), 'out of range'),
+     (dict(arch='enormous'), 'Unknown arch'), (dict(out_indices=(5, )), 'out of range'),
      (dict(arch=dict(embed_dims=30, num_layers=1, num_heads=4, feedforward_channels=8)),
-      'divisible')])
+      'divisible'), (dict(img_size=100), 'not a multiple of the patch stride'),
+     (dict(img_size=(96, 72), patch_size=16), 'not a multiple of the patch stride')])
 def test_bad_construction_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         small(**kwargs)
@@ -171,14 +173,21 @@ def test_missing_checkpoint_file_is_explained(tmp_path):
         model.init_weights()
 
 
-def test_position_embedding_of_another_grid_is_resized(tmp_path):
+@pytest.mark.parametrize('antialias', [True, False])
+def test_position_embedding_of_another_grid_is_resized(tmp_path, antialias):
+    """A 14 x 14 embedding loaded into 4 x 4 and 6 x 10 grids, against an independent resize."""
     source = small(img_size=224)  # grid 14
+    source.init_weights()
     path = tmp_path / 'ckpt.pth'
     torch.save({'state_dict': source.state_dict()}, path)
-    target = small(img_size=64, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    target.init_weights()
-    assert target.pos_embed.shape == (1, 17, 32)
-    torch.testing.assert_close(target.pos_embed[:, 0], source.pos_embed[:, 0])
+    for img_size in (64, (96, 160)):
+        target = small(img_size=img_size, pos_embed_antialias=antialias,
+                       init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+        target.init_weights()
+        want = resize_pos_embed_oracle(source.pos_embed.detach(), (14, 14),
+                                       target.patch_resolution, antialias=antialias)
+        assert target.pos_embed.shape == want.shape
+        np.testing.assert_allclose(target.pos_embed.detach().numpy(), want, rtol=0, atol=1e-6)
 
 
 def test_prefix_selects_the_backbone(tmp_path):
@@ -195,25 +204,18 @@ def test_prefix_selects_the_backbone(tmp_path):
                             prefix='missing')).init_weights()
 
 
-def test_timm_layout_loads_through_load_state_dict():
-    """The load pre-hook reads the authors' layout also outside init_cfg (e.g. load_from)."""
-    import re
-    source = small()
-    to_timm = [(r'^patch_embed\.projection\.', 'patch_embed.proj.'), (r'^ln1\.', 'norm.'),
-               (r'^layers\.(\d+)\.ln(\d)\.', r'blocks.\1.norm\2.'),
-               (r'^layers\.(\d+)\.ffn\.layers\.0\.0\.', r'blocks.\1.mlp.fc1.'),
-               (r'^layers\.(\d+)\.ffn\.layers\.1\.', r'blocks.\1.mlp.fc2.'),
-               (r'^layers\.', 'blocks.')]
-    converted = {}
-    for key, value in source.state_dict().items():
-        for pattern, repl in to_timm:
-            key, hits = re.subn(pattern, repl, key)
-            if hits:
-                break
-        converted[key] = value
-    assert any(k.startswith('blocks.0.mlp.fc1') for k in converted)
-    target = small()
-    result = target.load_state_dict(converted, strict=True)
+def test_timm_layout_loads_through_load_state_dict(reference_fixture):
+    """The authors' key layout, as their code wrote it (the shared fixture's state dict),
+    loads through plain ``load_state_dict`` (e.g. ``load_from``) and gives their logits."""
+    state = reference_fixture['state_dict']
+    model = LocAtViT(
+        arch=dict(embed_dims=128, num_layers=3, num_heads=2, feedforward_channels=512),
+        out_type='cls_token')
+    result = model.load_state_dict(
+        {k: v for k, v in state.items() if not k.startswith('head.')}, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
-    x = torch.randn(1, 3, 64, 64)
-    torch.testing.assert_close(target.eval()(x)[0], source.eval()(x)[0])
+    model.eval()
+    for case in reference_fixture['cases']:
+        with torch.no_grad():
+            logits = model(case['input'])[0] @ state['head.weight'].T + state['head.bias']
+        torch.testing.assert_close(logits, case['logits'], rtol=0, atol=1e-5)

@@ -9,6 +9,8 @@ from mmengine.config import Config
 from conftest import REPO
 
 VARIANTS = {'t': (192, 0.1), 's': (384, 0.2), 'b': (768, 0.4)}
+# The arch names the configs use ('s' alone is mmpretrain's 768-wide ViT, not the paper's S).
+ARCH_NAMES = {'t': 't', 's': 'deit-s', 'b': 'b'}
 CONFIGS = [f'{m}_{v}_in1k' for m in ('locat_vit', 'vit') for v in 'tsb'] + \
     [f'{m}_{v}_in100' for m in ('locat_vit', 'vit') for v in 'tb']
 TINY_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
@@ -58,7 +60,8 @@ def test_config_fields(name):
     width, drop_path = VARIANTS[variant]
     backbone = cfg.model.backbone
     locat = name.startswith('locat')
-    assert (backbone.type, backbone.arch, backbone.out_type) == ('LocAtViT', variant, 'cls_token')
+    assert (backbone.type, backbone.arch, backbone.out_type) == \
+        ('LocAtViT', ARCH_NAMES[variant], 'cls_token')
     assert backbone.gaug is locat and backbone.prr is locat
     assert backbone.drop_path_rate == drop_path
     assert cfg.model.head.type == 'VisionTransformerClsHead'

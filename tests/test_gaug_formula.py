@@ -112,7 +112,7 @@ def test_attention_matches_spec_with_prefix_tokens():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize('arch', ['tiny', 'small', 'base'])
+@pytest.mark.parametrize('arch', ['tiny', 'deit-small', 'base'])
 def test_gaug_adds_2340_parameters(arch):
     def count(model):
         return sum(p.numel() for p in model.parameters())

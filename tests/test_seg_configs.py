@@ -23,6 +23,8 @@ from mmseg.structures import SegDataSample
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 ARCHS = {'t': 192, 's': 384, 'b': 768}
+# The arch names the configs use ('s' alone is mmpretrain's 768-wide ViT, not the paper's S).
+ARCH_NAMES = {'t': 't', 's': 'deit-s', 'b': 'b'}
 DATASETS_BY_NAME = {'ade20k': 150, 'pc59': 59, 'cocostuff164k': 171}
 # The paper's grid; other segmentation configs (the synthetic demo) have their own tests.
 GRID_NAME = re.compile(r'(locat_vit|vit)_([tsb])_(linear|upernet)_(ade20k|pc59|cocostuff164k)\.py')
@@ -73,7 +75,7 @@ def test_recipe(path):
     cfg = load(path)
     assert cfg.custom_imports == dict(imports=['locat_mm'], allow_failed_imports=False)
     backbone = cfg.model.backbone
-    assert backbone.type == 'LocAtViT' and backbone.arch == arch
+    assert backbone.type == 'LocAtViT' and backbone.arch == ARCH_NAMES[arch]
     # the pretrained grid, dense features before the final norm
     assert (backbone.img_size, backbone.out_type, backbone.final_norm) == (224, 'featmap', False)
     assert backbone.init_cfg.type == 'Pretrained'
@@ -135,7 +137,7 @@ def test_pretrained_backbone_loads(arch, tmp_path):
     protocol from a LocAtViT checkpoint, the plain-ViT baseline from a plain one."""
     family = 'vit' if arch == 's' else 'locat_vit'  # both checkpoint kinds exercised
     cfg = load(f'configs/{family}_{arch}_linear_pc59.py')
-    source = LocAtViT(arch=arch, gaug=family == 'locat_vit')
+    source = LocAtViT(arch=ARCH_NAMES[arch], gaug=family == 'locat_vit')
     ckpt = str(tmp_path / 'backbone.pth')
     torch.save({'state_dict': source.state_dict()}, ckpt)
     cfg.model.backbone.init_cfg.checkpoint = ckpt

@@ -1,11 +1,13 @@
-"""LocAtViT's building blocks as torch modules, each citing its SPEC section."""
+"""LocAtViT's building blocks as plain torch modules, each citing its SPEC section."""
 from .attention import LocAtAttention
-from .blocks import LocAtEncoderLayer
+from .blocks import FFN, DropPath, LocAtEncoderLayer
 from .gaug import GaussianAugmentation
-from .patch_embed import PadPatchEmbed, resize_pos_embed
-from .prr import parameter_free_attention
+from .layer_scale import LayerScale
+from .patch_embed import PadPatchEmbed, resize_pos_embed, to_2tuple
+from .prr import PatchRepresentationRefinement, parameter_free_attention
 
 __all__ = [
-    'LocAtAttention', 'LocAtEncoderLayer', 'GaussianAugmentation', 'PadPatchEmbed',
-    'resize_pos_embed', 'parameter_free_attention'
+    'LocAtAttention', 'LocAtEncoderLayer', 'FFN', 'DropPath', 'LayerScale',
+    'GaussianAugmentation', 'PadPatchEmbed', 'resize_pos_embed', 'to_2tuple',
+    'PatchRepresentationRefinement', 'parameter_free_attention'
 ]

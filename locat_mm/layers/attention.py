@@ -11,6 +11,7 @@ from ..ops.dense import dense_gaug_attention
 from ..ops.gaug_attention import gaug_attention
 from ..ops.gaussian import GaussianTerms
 from .gaug import GaussianAugmentation
+from .layer_scale import LayerScale
 
 GAUG_IMPLS = ('auto', 'factored', 'flex', 'dense')
 
@@ -42,6 +43,8 @@ class LocAtAttention(nn.Module):
             formula in plain ATen ops, which both exporters translate; ``torch.export`` and
             ``torch.compile`` keep the operator (or FlexAttention), ``torch.jit.trace`` the
             operator.
+        proj_bias (bool): Bias in the output projection.
+        layer_scale_init_value (float): Layer scale on the output (key ``gamma1``); 0: none.
     """
 
     def __init__(self,
@@ -52,7 +55,9 @@ class LocAtAttention(nn.Module):
                  attn_drop: float = 0.,
                  proj_drop: float = 0.,
                  gaug: bool = True,
-                 gaug_impl: str = 'auto') -> None:
+                 gaug_impl: str = 'auto',
+                 proj_bias: bool = True,
+                 layer_scale_init_value: float = 0.) -> None:
         super().__init__()
         if embed_dims % num_heads:
             raise ValueError(f'embed_dims {embed_dims} is not divisible by num_heads {num_heads}')
@@ -62,8 +67,10 @@ class LocAtAttention(nn.Module):
         self.head_dims = embed_dims // num_heads
         self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
         self.attn_drop = attn_drop
-        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.proj = nn.Linear(embed_dims, embed_dims, bias=proj_bias)
         self.proj_drop = nn.Dropout(proj_drop)
+        self.gamma1 = LayerScale(embed_dims, layer_scale_init_value) \
+            if layer_scale_init_value > 0 else nn.Identity()
         self.gaug = GaussianAugmentation(self.head_dims, base_grid) if gaug else None
         self.gaug_impl = gaug_impl
 
@@ -87,7 +94,7 @@ class LocAtAttention(nn.Module):
             var, amp = self.gaug(q, grid, num_prefix)
             out = self._biased_attention(q, k, v, var, amp, grid, num_prefix, dropout_p)
         out = out.transpose(1, 2).reshape(B, L, C)
-        return self.proj_drop(self.proj(out))
+        return self.gamma1(self.proj_drop(self.proj(out)))
 
     def gaug_path(self, *tensors: Tensor, dropout_p: float = 0.) -> str:
         """The kernel the GAug attention takes for these inputs (q first, then any tensors

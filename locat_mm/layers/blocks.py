@@ -1,20 +1,88 @@
-"""LocAtViT's encoder block (timm's ViT block with OpenMMLab key names)."""
-from typing import Tuple
+"""LocAtViT's encoder block (timm's ViT block with OpenMMLab key names), plain torch."""
+from functools import partial
+from typing import Callable, Tuple
 
 import torch.nn as nn
-from mmcv.cnn.bricks.drop import build_dropout
-from mmcv.cnn.bricks.transformer import FFN
+import torch.utils.checkpoint as checkpoint
 from torch import Tensor
 
 from .attention import LocAtAttention
+from .layer_scale import LayerScale
+
+NormLayer = Callable[[int], nn.Module]
+ActLayer = Callable[[], nn.Module]
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: zeroes a whole sample's branch with probability ``drop_prob``.
+
+    Kept samples are scaled by ``1 / (1 - drop_prob)``; identity in eval mode.
+    """
+
+    def __init__(self, drop_prob: float = 0.) -> None:
+        super().__init__()
+        self.drop_prob = float(drop_prob)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.drop_prob == 0. or not self.training:
+            return x
+        keep = 1. - self.drop_prob
+        mask = x.new_empty((x.shape[0], ) + (1, ) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f'drop_prob={self.drop_prob}'
+
+
+class FFN(nn.Module):
+    """The MLP branch: ``num_fcs`` Linear layers with an activation between them.
+
+    Key names as mmcv's ``FFN`` (which mmpretrain's and mmseg's ViTs use): for
+    ``num_fcs=2``, ``layers.0.0`` (C -> hidden) and ``layers.1`` (hidden -> C), then
+    ``gamma2`` (layer scale) when ``layer_scale_init_value > 0``.
+
+    Args:
+        embed_dims (int): Token width C.
+        feedforward_channels (int): Hidden width.
+        num_fcs (int): Linear layers, at least 2.
+        act_layer (callable): Builds the activation (no argument).
+        ffn_drop (float): Dropout after the activation and after the last Linear.
+        layer_scale_init_value (float): Layer scale of the branch; 0 for none.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 feedforward_channels: int,
+                 num_fcs: int = 2,
+                 act_layer: ActLayer = nn.GELU,
+                 ffn_drop: float = 0.,
+                 layer_scale_init_value: float = 0.) -> None:
+        super().__init__()
+        if num_fcs < 2:
+            raise ValueError(f'num_fcs must be at least 2, got {num_fcs}')
+        layers = []
+        width = embed_dims
+        for _ in range(num_fcs - 1):
+            layers.append(
+                nn.Sequential(
+                    nn.Linear(width, feedforward_channels), act_layer(), nn.Dropout(ffn_drop)))
+            width = feedforward_channels
+        layers += [nn.Linear(width, embed_dims), nn.Dropout(ffn_drop)]
+        self.layers = nn.Sequential(*layers)
+        self.gamma2 = LayerScale(embed_dims, layer_scale_init_value) \
+            if layer_scale_init_value > 0 else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, L, C) -> (B, L, C), the branch alone (no residual)."""
+        return self.gamma2(self.layers(x))
 
 
 class LocAtEncoderLayer(nn.Module):
     """Pre-norm transformer block: ``x + attn(ln1(x))`` then ``x + ffn(ln2(x))``.
 
-    Stochastic depth on both branches, LayerNorm eps 1e-6, GELU MLP; key names follow
-    mmpretrain's ``TransformerEncoderLayer`` (``ln1``, ``attn.qkv``, ``attn.proj``, ``ln2``,
-    ``ffn.layers.0.0``, ``ffn.layers.1``) plus ``attn.gaug.*``.
+    Stochastic depth on the residual branches; key names follow mmpretrain's
+    ``TransformerEncoderLayer`` (``ln1``, ``attn.qkv``, ``attn.proj``, ``attn.gamma1``, ``ln2``,
+    ``ffn.layers.0.0``, ``ffn.layers.1``, ``ffn.gamma2``) plus ``attn.gaug.*``.
 
     Args:
         embed_dims (int): Token width.
@@ -25,9 +93,17 @@ class LocAtEncoderLayer(nn.Module):
         attn_drop_rate (float): Dropout on attention weights.
         drop_path_rate (float): Stochastic-depth rate of this block.
         qkv_bias (bool): Bias in the qkv projection.
+        proj_bias (bool): Bias in the attention's output projection.
+        layer_scale_init_value (float): Layer scale on both branches (0: none).
+        num_fcs (int): Linear layers of the MLP.
+        act_layer (callable): Builds the MLP activation.
+        norm_layer (callable): ``norm_layer(embed_dims)`` builds ``ln1`` and ``ln2``.
+        attn_drop_path (bool): Stochastic depth on the attention branch too (mmseg's ViT has
+            it on the MLP branch only).
         gaug (bool): Add the Gaussian locality bias.
         gaug_impl (str): See :class:`LocAtAttention`.
-        norm_eps (float): LayerNorm epsilon.
+        with_cp (bool): Gradient checkpointing: keep only the block's input for backward and
+            recompute the rest (GAug included) then.
     """
 
     def __init__(self,
@@ -39,11 +115,17 @@ class LocAtEncoderLayer(nn.Module):
                  attn_drop_rate: float = 0.,
                  drop_path_rate: float = 0.,
                  qkv_bias: bool = True,
+                 proj_bias: bool = True,
+                 layer_scale_init_value: float = 0.,
+                 num_fcs: int = 2,
+                 act_layer: ActLayer = nn.GELU,
+                 norm_layer: NormLayer = partial(nn.LayerNorm, eps=1e-6),
+                 attn_drop_path: bool = True,
                  gaug: bool = True,
                  gaug_impl: str = 'auto',
-                 norm_eps: float = 1e-6) -> None:
+                 with_cp: bool = False) -> None:
         super().__init__()
-        self.ln1 = nn.LayerNorm(embed_dims, eps=norm_eps)
+        self.ln1 = norm_layer(embed_dims)
         self.attn = LocAtAttention(
             embed_dims,
             num_heads,
@@ -52,19 +134,27 @@ class LocAtEncoderLayer(nn.Module):
             attn_drop=attn_drop_rate,
             proj_drop=drop_rate,
             gaug=gaug,
-            gaug_impl=gaug_impl)
-        self.drop_path = build_dropout(dict(type='DropPath', drop_prob=drop_path_rate))
-        self.ln2 = nn.LayerNorm(embed_dims, eps=norm_eps)
+            gaug_impl=gaug_impl,
+            proj_bias=proj_bias,
+            layer_scale_init_value=layer_scale_init_value)
+        self.drop_path_attn = DropPath(drop_path_rate if attn_drop_path else 0.)
+        self.ln2 = norm_layer(embed_dims)
         self.ffn = FFN(
-            embed_dims=embed_dims,
-            feedforward_channels=feedforward_channels,
-            num_fcs=2,
+            embed_dims,
+            feedforward_channels,
+            num_fcs=num_fcs,
+            act_layer=act_layer,
             ffn_drop=drop_rate,
-            dropout_layer=dict(type='DropPath', drop_prob=drop_path_rate),
-            act_cfg=dict(type='GELU'),
-            add_identity=True)
+            layer_scale_init_value=layer_scale_init_value)
+        self.drop_path_ffn = DropPath(drop_path_rate)
+        self.with_cp = with_cp
+
+    def _forward(self, x: Tensor, grid: Tuple[int, int], num_prefix: int) -> Tensor:
+        x = x + self.drop_path_attn(self.attn(self.ln1(x), grid, num_prefix))
+        return x + self.drop_path_ffn(self.ffn(self.ln2(x)))
 
     def forward(self, x: Tensor, grid: Tuple[int, int], num_prefix: int) -> Tensor:
         """(B, P + H*W, C) -> (B, P + H*W, C)."""
-        x = x + self.drop_path(self.attn(self.ln1(x), grid, num_prefix))
-        return self.ffn(self.ln2(x), identity=x)
+        if self.with_cp and x.requires_grad:
+            return checkpoint.checkpoint(self._forward, x, grid, num_prefix, use_reentrant=False)
+        return self._forward(x, grid, num_prefix)

@@ -1,4 +1,5 @@
 """PRR: the parameter-free attention over the final tokens (SPEC section 2)."""
+import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -17,3 +18,22 @@ def parameter_free_attention(x: Tensor, num_heads: int) -> Tensor:
     heads = x.reshape(B, L, num_heads, C // num_heads).transpose(1, 2)
     out = F.scaled_dot_product_attention(heads, heads, heads)
     return out.transpose(1, 2).reshape(B, L, C)
+
+
+class PatchRepresentationRefinement(nn.Module):
+    """PRR as a module (no parameters), so ``print(model)`` and forward hooks see it.
+
+    Args:
+        num_heads (int): Heads to split the channels into (the backbone's).
+    """
+
+    def __init__(self, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, L, C) -> (B, L, C); every token, prefix tokens included."""
+        return parameter_free_attention(x, self.num_heads)
+
+    def extra_repr(self) -> str:
+        return f'num_heads={self.num_heads}'

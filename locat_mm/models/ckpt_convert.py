@@ -1,4 +1,7 @@
-"""Reading LocAtViT weights: the authors' timm layout, and checks that a checkpoint fits."""
+"""Reading LocAtViT weights: the authors' timm layout, mmseg's ViT layout, and fit checks.
+
+mmpretrain's ``VisionTransformer`` layout is this project's own and needs no map.
+"""
 import os
 import os.path as osp
 import re
@@ -21,6 +24,14 @@ _TIMM_TO_MM = (
     (r'^fc_norm\.', 'ln2.'),
 )
 
+# (pattern, replacement) from mmseg's VisionTransformer key names to this project's: mmseg's
+# blocks use nn.MultiheadAttention, whose in_proj stacks q, k, v in the same order as qkv.
+_MMSEG_TO_MM = (
+    (r'^layers\.(\d+)\.attn\.attn\.in_proj_', r'layers.\1.attn.qkv.'),
+    (r'^layers\.(\d+)\.attn\.attn\.out_proj\.', r'layers.\1.attn.proj.'),
+    (r'^ln_pre\.', 'pre_norm.'),
+)
+
 # Keys of a classification readout that a backbone may lack without the checkpoint being
 # from another model: the classifier, and final norms the backbone was built without.
 READOUT_KEY = re.compile(r'^(head|ln1|ln2)\.')
@@ -31,13 +42,36 @@ def is_timm_layout(keys: Iterable[str]) -> bool:
     return any(key.startswith('blocks.') for key in keys)
 
 
-def convert_timm_key(key: str) -> str:
-    """One reference (timm) key in this project's layout; unknown keys come back unchanged."""
-    for pattern, repl in _TIMM_TO_MM:
+def is_mmseg_layout(keys: Iterable[str]) -> bool:
+    """True for a state dict of mmseg's ``VisionTransformer`` (nn.MultiheadAttention keys)."""
+    return any('.attn.attn.in_proj_' in key for key in keys)
+
+
+def _rename(key: str, table: Tuple[Tuple[str, str], ...]) -> str:
+    for pattern, repl in table:
         new, count = re.subn(pattern, repl, key)
         if count:
             return new
     return key
+
+
+def convert_timm_key(key: str) -> str:
+    """One reference (timm) key in this project's layout; unknown keys come back unchanged."""
+    return _rename(key, _TIMM_TO_MM)
+
+
+def convert_mmseg_state_dict(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
+    """An mmseg ``VisionTransformer`` state dict in this project's (mmpretrain's) layout."""
+    return OrderedDict((_rename(k, _MMSEG_TO_MM), v) for k, v in state_dict.items())
+
+
+def to_own_layout(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """A backbone state dict in any layout this project reads (timm, mmseg, own) in its own."""
+    if is_timm_layout(state_dict):
+        return convert_timm_state_dict(state_dict)
+    if is_mmseg_layout(state_dict):
+        return convert_mmseg_state_dict(state_dict)
+    return state_dict
 
 
 def convert_timm_state_dict(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
@@ -95,11 +129,19 @@ def describe_mismatch(missing: list, unexpected: list, source: str, limit: int =
         shown = ', '.join(keys[:limit])
         return shown + (f' ... ({len(keys)} in all)' if len(keys) > limit else '')
 
-    lines = [f'{source} does not fit this LocAtViT.']
+    lines = [f'{source} does not fit this LocAtViT (keys in its layout after conversion).']
     if missing:
         lines.append(f'Missing keys: {listing(missing)}.')
     if unexpected:
         lines.append(f'Unexpected keys: {listing(unexpected)}.')
+    if any('.gamma' in k for k in missing + unexpected):
+        lines.append('Layer-scale keys (gamma1/gamma2) differ: set layer_scale_init_value > 0 '
+                     'exactly when the checkpoint has them.')
+    if 'patch_embed.projection.bias' in missing + unexpected:
+        lines.append('The patch-embedding bias differs: mmseg configs build none unless '
+                     'patch_bias=True (mmpretrain: one unless pre_norm; or patch_cfg bias).')
+    if any(k.startswith('pre_norm.') for k in missing + unexpected):
+        lines.append('pre_norm differs: build the backbone with pre_norm as the checkpoint was.')
     if any('.gaug.' in k for k in missing):
         lines.append('The checkpoint has no GAug weights: it is a plain ViT; build the '
                      'backbone with gaug=False, or start LocAtViT from it with '
@@ -115,7 +157,8 @@ def describe_mismatch(missing: list, unexpected: list, source: str, limit: int =
 # norms, the linear classifier, register tokens. Anything else (q/k norms, distillation heads,
 # attention pooling) belongs to a model this project does not implement.
 _TIMM_CLASSIFIER_KEY = re.compile(
-    r'^(cls_token|reg_token|pos_embed|patch_embed\.proj\.(weight|bias)|(norm|fc_norm|head)\.(weight|bias)'
+    r'^(cls_token|reg_token|pos_embed|patch_embed\.proj\.(weight|bias)'
+    r'|(norm|fc_norm|head)\.(weight|bias)'
     r'|blocks\.\d+\.(norm1|norm2|attn\.qkv|attn\.proj|attn\.gaug\.log_var|attn\.gaug\.log_alpha'
     r'|mlp\.fc1|mlp\.fc2)\.(weight|bias))$')
 

@@ -1,23 +1,95 @@
-"""LocAtViT: the Locality-Attending Vision Transformer backbone."""
+"""LocAtViT: the Locality-Attending Vision Transformer backbone (toolbox glue only).
+
+The maths lives in ``locat_mm/layers`` (plain torch); this module maps the two OpenMMLab
+interfaces (mmpretrain's and mmseg's ``VisionTransformer``) onto it, and owns initialisation,
+checkpoint loading and output formatting.
+"""
 import copy
-from typing import Dict, Optional, Sequence, Tuple, Union
+from functools import partial
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn as nn
+from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModule, ModuleList
-from mmengine.model.weight_init import trunc_normal_
+from mmengine.model.weight_init import initialize, trunc_normal_
+from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import _load_checkpoint
 from torch import Tensor
 
-from ...layers import LocAtEncoderLayer, PadPatchEmbed, parameter_free_attention, resize_pos_embed
-from ..ckpt_convert import (convert_timm_state_dict, describe_mismatch, is_timm_layout,
-                            mismatched_keys, select_prefix, unwrap_state_dict)
+from ...layers import (LocAtEncoderLayer, PadPatchEmbed, PatchRepresentationRefinement,
+                       resize_pos_embed, to_2tuple)
+from ..ckpt_convert import describe_mismatch, mismatched_keys, select_prefix, to_own_layout
+from ..ckpt_convert import unwrap_state_dict
+
+# Arguments only mmseg's VisionTransformer has: any of them marks a config written for mmseg.
+# (``pretrained``, ``with_cp`` and ``attn_drop_rate`` mean the same in both and mark nothing:
+# mmseg's EncoderDecoder injects ``pretrained`` into any backbone.)
+MMSEG_ONLY_ARGS = ('embed_dims', 'num_layers', 'num_heads', 'mlp_ratio', 'patch_pad',
+                   'patch_bias', 'patch_norm', 'num_fcs', 'act_cfg', 'norm_eval',
+                   'output_cls_token', 'frozen_exclude', 'out_origin')
+# Arguments only mmpretrain's VisionTransformer has.
+MMPRETRAIN_ONLY_ARGS = ('arch', 'out_type', 'layer_scale_init_value', 'patch_cfg', 'layer_cfgs')
+TOOLBOXES = ('mmpretrain', 'mmseg')
+
+# What each toolbox's VisionTransformer does when a config leaves an argument out.
+_MMSEG_ARCH = dict(embed_dims=768, num_layers=12, num_heads=12, mlp_ratio=4)
+_TOOLBOX_DEFAULTS = {
+    'mmpretrain': dict(norm_cfg=dict(type='LN', eps=1e-6), final_norm=True,
+                       out_type='cls_token'),
+    'mmseg': dict(norm_cfg=dict(type='LN'), final_norm=False, out_type='featmap'),
+}
+# Keys of mmpretrain's TransformerEncoderLayer that ``layer_cfgs`` may set, and the block's own.
+_LAYER_CFG_KEYS = ('embed_dims', 'num_heads', 'feedforward_channels', 'layer_scale_init_value',
+                   'drop_rate', 'attn_drop_rate', 'drop_path_rate', 'num_fcs', 'qkv_bias',
+                   'ffn_type', 'act_cfg', 'norm_cfg', 'gaug', 'gaug_impl')
+# Keys of mmcv's PatchEmbed that ``patch_cfg`` may set.
+_PATCH_CFG_KEYS = ('in_channels', 'embed_dims', 'conv_type', 'kernel_size', 'stride', 'padding',
+                   'dilation', 'bias', 'norm_cfg', 'input_size')
 
 
-def _to_2tuple(x: Union[int, Sequence[int]]) -> Tuple[int, int]:
-    return (x, x) if isinstance(x, int) else tuple(x)
+def resolve_toolbox(toolbox: Optional[str], given: Sequence[str]) -> str:
+    """Whose defaults apply: ``'mmpretrain'`` or ``'mmseg'``.
+
+    ``toolbox`` when given; else ``'mmseg'`` when an mmseg-only argument was passed,
+    ``'mmpretrain'`` when an mmpretrain-only one was; else mmseg when the build runs in mmseg's
+    default scope (an mmseg Runner, ``init_default_scope('mmseg')``), mmpretrain otherwise.
+
+    Raises:
+        ValueError: Arguments of both interfaces without ``toolbox``, or an unknown toolbox.
+    """
+    if toolbox is not None:
+        if toolbox not in TOOLBOXES:
+            raise ValueError(f'toolbox must be one of {TOOLBOXES} or None, got {toolbox!r}')
+        return toolbox
+    seg = [name for name in MMSEG_ONLY_ARGS if name in given]
+    pretrain = [name for name in MMPRETRAIN_ONLY_ARGS if name in given]
+    if seg and pretrain:
+        raise ValueError(
+            f'LocAtViT got arguments of mmseg\'s VisionTransformer ({", ".join(seg)}) and of '
+            f'mmpretrain\'s ({", ".join(pretrain)}): set toolbox=\'mmseg\' or '
+            '\'mmpretrain\' to say whose defaults apply (final_norm, norm_cfg, out_type, '
+            'patch bias).')
+    if seg:
+        return 'mmseg'
+    if pretrain:
+        return 'mmpretrain'
+    scope = DefaultScope.get_current_instance()
+    return 'mmseg' if scope is not None and scope.scope_name == 'mmseg' else 'mmpretrain'
+
+
+def _as_list(init_cfg: Union[dict, List[dict], None]) -> List[dict]:
+    """An ``init_cfg`` (None, a dict or a list of dicts) as a list."""
+    if isinstance(init_cfg, (list, tuple)):
+        return list(init_cfg)
+    return [init_cfg] if init_cfg else []
+
+
+def _norm_factory(norm_cfg: dict):
+    """``norm_cfg`` -> a callable building the norm for a given width (mmcv's registry)."""
+    return lambda num_features: build_norm_layer(norm_cfg, num_features)[1]
 
 
 class LocAtViT(BaseModule):
@@ -25,23 +97,67 @@ class LocAtViT(BaseModule):
 
     A plain ViT whose attention logits get a learnable per-query Gaussian bias toward
     neighbouring patches (GAug), and whose final tokens pass one parameter-free attention (PRR)
-    before classification pooling. With ``gaug=False, prr=False`` it is the plain ViT baseline.
-    The interface follows mmpretrain's ``VisionTransformer``.
+    before classification pooling. With ``gaug=False, prr=False`` it is the plain ViT and gives
+    the same outputs as the toolboxes' own ``VisionTransformer`` for the same arguments and
+    weights (with ``pos_embed_antialias=False`` at input sizes other than ``img_size``).
 
-    Args:
-        arch (str | dict): ``'tiny'``, ``'small'``, ``'base'`` (or ``'t'``, ``'s'``, ``'b'``),
-            or a dict with ``embed_dims``, ``num_layers``, ``num_heads``,
-            ``feedforward_channels``.
+    **Both interfaces.** Every argument of mmpretrain 1.2's ``VisionTransformer`` is accepted
+    with its meaning there, and so is every argument of mmseg 1.2's, so swapping
+    ``type='VisionTransformer'`` for ``type='LocAtViT'`` in either toolbox's config is enough.
+    Where their defaults differ (mmseg: ``final_norm=False``, LayerNorm eps 1e-5, NCHW feature
+    maps, no patch-embedding bias, qkv bias also on the output projection, stochastic depth on
+    the MLP branch only), the defaults of the toolbox the config was written for apply: see
+    ``toolbox``.
+
+    Args (mmpretrain's ``VisionTransformer``):
+        arch (str | dict): mmpretrain's ``arch_zoo`` names with their meaning there:
+            ``'s'``/``'small'`` (768 wide, 8 layers, 8 heads), ``'b'``/``'base'``,
+            ``'l'``/``'large'``, ``'h'``/``'huge'``, ``'eva-g'``/``'eva-giant'``,
+            ``'deit-t'``/``'deit-tiny'``, ``'deit-s'``/``'deit-small'`` (the paper's S:
+            384 wide, 12 layers, 6 heads), ``'dinov2-s'``/``'dinov2-small'``,
+            ``'deit-b'``/``'deit-base'``, ``'dinov2-g'``/``'dinov2-giant'``; also
+            ``'t'``/``'tiny'`` (= ``'deit-tiny'``, the paper's T). Or a dict with
+            ``embed_dims``, ``num_layers``, ``num_heads``, ``feedforward_channels``.
+            Default ``'base'``.
         img_size (int | tuple): Image size the model is built for; sets the position-embedding
             grid and GAug's base grid. Other sizes run too (padded, embedding resized).
         patch_size (int): Patch side.
         in_channels (int): Image channels.
         out_indices (int | Sequence[int]): Blocks whose outputs are returned (negative counts
             from the end).
+        drop_rate (float): Dropout after the position embedding, projections and MLPs.
+        drop_path_rate (float): Stochastic depth, increasing linearly to this over the blocks.
+        qkv_bias (bool): Bias in the qkv projections.
+        norm_cfg (dict): Norm of the blocks, pre-norm and final norms (mmcv registry).
+            Default ``dict(type='LN', eps=1e-6)`` (mmseg: ``dict(type='LN')``).
+        final_norm (bool): Final norm (``ln1``) on the last block. Default True (mmseg: False).
         out_type (str): ``'cls_token'`` (B, C); ``'featmap'`` (B, C, H, W), stride
-            ``patch_size``; ``'avg_featmap'`` (B, C); ``'raw'`` (B, P + H*W, C).
-        final_norm (bool): Keep the final LayerNorm (``ln1``), applied to the last block.
+            ``patch_size``; ``'avg_featmap'`` (B, C); ``'raw'`` (B, P + H*W, C). Default
+            ``'cls_token'`` (mmseg: ``'featmap'``).
         with_cls_token (bool): Prepend a class token.
+        frozen_stages (int): Freeze the embeddings and the first ``frozen_stages`` blocks
+            (-1: nothing; ``num_layers``: everything, final norms included).
+        interpolate_mode (str): ``F.interpolate`` mode of the position-embedding resize.
+        layer_scale_init_value (float): Layer scale on both branches of every block (0: none).
+        patch_cfg (dict): Overrides of the patch embedding (mmcv ``PatchEmbed`` keys:
+            ``kernel_size``, ``stride``, ``padding``, ``dilation``, ``bias``, ``norm_cfg``,
+            ``input_size``).
+        layer_cfgs (dict | Sequence[dict]): Overrides of every block (or one dict per block),
+            mmpretrain ``TransformerEncoderLayer`` keys (``num_heads``,
+            ``feedforward_channels``, ``layer_scale_init_value``, ``drop_rate``,
+            ``attn_drop_rate``, ``drop_path_rate``, ``num_fcs``, ``qkv_bias``, ``act_cfg``,
+            ``norm_cfg``, ``ffn_type='origin'``) plus ``gaug`` and ``gaug_impl``.
+        pre_norm (bool): A norm (``pre_norm``) after the embeddings, as CLIP; the patch
+            embedding then has no bias (unless ``patch_cfg`` says otherwise).
+        init_cfg (dict | list[dict], optional): See :meth:`init_weights`.
+
+    Args (LocAt):
+        gaug (bool): Gaussian-augmented attention in every block.
+        prr (bool): Patch representation refinement (module ``prr``) before pooling
+            (``cls_token`` and ``avg_featmap`` outputs of the last block only; dense outputs
+            never get it).
+        gaug_impl (str): ``'auto'`` (default), ``'factored'``, ``'flex'`` or ``'dense'``; see
+            ``LocAtAttention``.
         num_register_tokens (int): Register tokens K (Darcet et al.), prepended after the class
             token. As in the authors' RegViT (timm ``reg_tokens=K, no_embed_class=True``): with
             K > 0 the position embedding covers the patches only, and the class and register
@@ -49,76 +165,147 @@ class LocAtViT(BaseModule):
             (zero bias rows and columns); PRR runs over all tokens; dense outputs drop them.
         with_pos_embed (bool): Learn an absolute position embedding. With False there is none
             (no ``pos_embed`` key) and GAug is the only positional signal.
-        gaug (bool): Gaussian-augmented attention in every block.
-        prr (bool): Patch representation refinement before pooling (``cls_token`` and
-            ``avg_featmap`` outputs of the last block only; dense outputs never get it).
-        gaug_impl (str): ``'auto'`` (default), ``'factored'``, ``'flex'`` or ``'dense'``; see
-            ``LocAtAttention``.
-        qkv_bias (bool): Bias in the qkv projections.
-        drop_rate (float): Dropout after the position embedding, projections and MLPs.
-        attn_drop_rate (float): Dropout on attention weights.
-        drop_path_rate (float): Stochastic depth, increasing linearly to this over the blocks.
-        norm_eps (float): LayerNorm epsilon.
-        frozen_stages (int): Freeze the embeddings and the first ``frozen_stages`` blocks
-            (-1: nothing; ``num_layers``: everything, final norm included).
-        interpolate_mode (str): How the position embedding is resized.
-        init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH, prefix=None,
-            strict=True)`` loads this project's, an mmpretrain/mmseg model's (``backbone.``
-            found automatically) or the authors' (timm layout) weights; keys that do not fit
-            raise an error unless ``strict=False``.
+        attn_drop_rate (float): Dropout on attention weights (mmseg's argument as well).
+        pos_embed_antialias (bool): How the position embedding is resized (when loading a
+            checkpoint of another grid, and at run time for inputs of another size). True (the
+            default): antialiased, as the authors' reference (timm), which keeps their
+            checkpoints exact. False: plain interpolation, as mmpretrain and mmseg resize, so
+            their checkpoints reproduce their own outputs at any input size.
+        with_cp (bool): Gradient checkpointing of every block, GAug included (mmseg's argument
+            as well).
+        toolbox (str, optional): Whose defaults apply where mmpretrain's and mmseg's differ:
+            ``'mmpretrain'`` or ``'mmseg'``. None (default): mmseg when an mmseg-only argument
+            is passed (``embed_dims``, ``num_layers``, ``num_heads``, ``mlp_ratio``,
+            ``patch_pad``, ``patch_bias``, ``patch_norm``, ``num_fcs``, ``act_cfg``,
+            ``norm_eval``, ``output_cls_token``, ``frozen_exclude``, ``out_origin``: every
+            mmseg ViT config passes some), mmpretrain when an mmpretrain-only one is
+            (``arch``, ``out_type``, ``layer_scale_init_value``, ``patch_cfg``,
+            ``layer_cfgs``); with neither, mmseg inside mmseg's default scope (its Runner),
+            else mmpretrain. Arguments of both without ``toolbox`` raise an error.
+
+    Args (mmseg's ``VisionTransformer``, used when given):
+        embed_dims, num_layers, num_heads, mlp_ratio: The architecture (instead of ``arch``;
+            missing ones take mmseg's defaults 768, 12, 12, 4).
+        patch_pad (str | int): Padding of the patch embedding (``'corner'``).
+        patch_bias (bool): Bias in the patch embedding (mmseg default False).
+        patch_norm (bool): A norm after the patch embedding.
+        num_fcs (int): Linear layers per MLP.
+        act_cfg (dict): MLP activation (mmcv registry), default GELU.
+        norm_eval (bool): Keep every LayerNorm in eval mode while training.
+        output_cls_token (bool): Each output is ``[featmap, class token]``.
+        frozen_exclude (list[str]): Freeze every parameter whose name contains none of these
+            (``['all']``: freeze nothing).
+        out_origin (bool): Also output the embedding (before the blocks), first.
+        pretrained (str, optional): Checkpoint path; becomes
+            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)`` as in mmseg.
     """
     arch_zoo = {
-        **dict.fromkeys(['t', 'tiny', 'deit-tiny'], dict(
-            embed_dims=192, num_layers=12, num_heads=3, feedforward_channels=768)),
-        **dict.fromkeys(['s', 'small', 'deit-small'], dict(
-            embed_dims=384, num_layers=12, num_heads=6, feedforward_channels=1536)),
-        **dict.fromkeys(['b', 'base', 'deit-base'], dict(
+        **dict.fromkeys(['s', 'small'], dict(
+            embed_dims=768, num_layers=8, num_heads=8, feedforward_channels=768 * 3)),
+        **dict.fromkeys(['b', 'base'], dict(
             embed_dims=768, num_layers=12, num_heads=12, feedforward_channels=3072)),
+        **dict.fromkeys(['l', 'large'], dict(
+            embed_dims=1024, num_layers=24, num_heads=16, feedforward_channels=4096)),
+        **dict.fromkeys(['h', 'huge'], dict(
+            embed_dims=1280, num_layers=32, num_heads=16, feedforward_channels=5120)),
+        **dict.fromkeys(['eva-g', 'eva-giant'], dict(
+            embed_dims=1408, num_layers=40, num_heads=16, feedforward_channels=6144)),
+        **dict.fromkeys(['t', 'tiny', 'deit-t', 'deit-tiny'], dict(
+            embed_dims=192, num_layers=12, num_heads=3, feedforward_channels=192 * 4)),
+        **dict.fromkeys(['deit-s', 'deit-small', 'dinov2-s', 'dinov2-small'], dict(
+            embed_dims=384, num_layers=12, num_heads=6, feedforward_channels=384 * 4)),
+        **dict.fromkeys(['deit-b', 'deit-base'], dict(
+            embed_dims=768, num_layers=12, num_heads=12, feedforward_channels=768 * 4)),
+        **dict.fromkeys(['dinov2-g', 'dinov2-giant'], dict(
+            embed_dims=1536, num_layers=40, num_heads=24, feedforward_channels=6144)),
     }
     OUT_TYPES = {'raw', 'cls_token', 'featmap', 'avg_featmap'}
 
     def __init__(self,
-                 arch: Union[str, dict] = 'base',
-                 img_size: Union[int, Tuple[int, int]] = 224,
+                 arch: Union[str, dict, None] = None,
+                 img_size: Union[int, Sequence[int]] = 224,
                  patch_size: int = 16,
                  in_channels: int = 3,
                  out_indices: Union[int, Sequence[int]] = -1,
-                 out_type: str = 'cls_token',
-                 final_norm: bool = True,
+                 drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 qkv_bias: bool = True,
+                 norm_cfg: Optional[dict] = None,
+                 final_norm: Optional[bool] = None,
+                 out_type: Optional[str] = None,
                  with_cls_token: bool = True,
-                 num_register_tokens: int = 0,
-                 with_pos_embed: bool = True,
+                 frozen_stages: int = -1,
+                 interpolate_mode: str = 'bicubic',
+                 layer_scale_init_value: Optional[float] = None,
+                 patch_cfg: Optional[dict] = None,
+                 layer_cfgs: Union[dict, Sequence[dict], None] = None,
+                 pre_norm: bool = False,
+                 init_cfg: Union[dict, List[dict], None] = None,
                  gaug: bool = True,
                  prr: bool = True,
                  gaug_impl: str = 'auto',
-                 qkv_bias: bool = True,
-                 drop_rate: float = 0.,
+                 num_register_tokens: int = 0,
+                 with_pos_embed: bool = True,
                  attn_drop_rate: float = 0.,
-                 drop_path_rate: float = 0.,
-                 norm_eps: float = 1e-6,
-                 frozen_stages: int = -1,
-                 interpolate_mode: str = 'bicubic',
-                 init_cfg: Optional[dict] = None) -> None:
+                 pos_embed_antialias: bool = True,
+                 with_cp: bool = False,
+                 toolbox: Optional[str] = None,
+                 embed_dims: Optional[int] = None,
+                 num_layers: Optional[int] = None,
+                 num_heads: Optional[int] = None,
+                 mlp_ratio: Optional[float] = None,
+                 patch_pad: Union[str, int, None] = None,
+                 patch_bias: Optional[bool] = None,
+                 patch_norm: Optional[bool] = None,
+                 num_fcs: Optional[int] = None,
+                 act_cfg: Optional[dict] = None,
+                 norm_eval: Optional[bool] = None,
+                 output_cls_token: Optional[bool] = None,
+                 frozen_exclude: Optional[Sequence[str]] = None,
+                 out_origin: Optional[bool] = None,
+                 pretrained: Optional[str] = None) -> None:
+        given = {name for name, value in locals().items() if value is not None}
+        self.toolbox = resolve_toolbox(toolbox, given)
+        defaults = _TOOLBOX_DEFAULTS[self.toolbox]
+        norm_cfg = copy.deepcopy(norm_cfg if norm_cfg is not None else defaults['norm_cfg'])
+        final_norm = defaults['final_norm'] if final_norm is None else final_norm
+        out_type = defaults['out_type'] if out_type is None else out_type
+        is_seg = self.toolbox == 'mmseg'
+
+        if pretrained is not None:
+            if init_cfg:
+                raise ValueError('init_cfg and pretrained cannot be set at the same time')
+            if not isinstance(pretrained, str):
+                raise TypeError(f'pretrained must be a str or None, got {type(pretrained)}')
+            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+        if any(cfg.get('type') == 'Pretrained_Part' for cfg in _as_list(init_cfg)):
+            raise ValueError("init_cfg type 'Pretrained_Part' (mmseg's loader for SAM's image "
+                             "encoder) is not supported: use type='Pretrained' with "
+                             "prefix='image_encoder'.")
         super().__init__(init_cfg=copy.deepcopy(init_cfg))
-        self.arch_settings = self._parse_arch(arch)
+
+        self.arch_settings = self._parse_arch(
+            arch, dict(embed_dims=embed_dims, num_layers=num_layers, num_heads=num_heads,
+                       mlp_ratio=mlp_ratio))
         self.embed_dims = self.arch_settings['embed_dims']
         self.num_layers = self.arch_settings['num_layers']
         self.num_heads = self.arch_settings['num_heads']
-        self.img_size = _to_2tuple(img_size)
+        if isinstance(img_size, Sequence) and len(img_size) == 1:
+            img_size = img_size[0]
+        self.img_size = to_2tuple(img_size)
         self.patch_size = patch_size
-        if self.img_size[0] % patch_size or self.img_size[1] % patch_size:
-            raise ValueError(
-                f'img_size {self.img_size} is not a multiple of patch_size {patch_size}: set '
-                f'img_size to the size the weights were trained at (e.g. 224); inputs of '
-                'other sizes are padded at run time.')
-        self.patch_resolution = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
 
         if out_type not in self.OUT_TYPES:
             raise ValueError(f'Unsupported out_type {out_type!r}: choose from '
                              f'{sorted(self.OUT_TYPES)}')
         if out_type == 'cls_token' and not with_cls_token:
             raise ValueError('out_type="cls_token" needs with_cls_token=True')
+        if output_cls_token and (not with_cls_token or out_type != 'featmap'):
+            raise ValueError('output_cls_token=True needs with_cls_token=True and '
+                             f'out_type="featmap" (got {with_cls_token}, {out_type!r})')
         self.out_type = out_type
+        self.output_cls_token = bool(output_cls_token)
+        self.out_origin = bool(out_origin)
         self.with_cls_token = with_cls_token
         if num_register_tokens < 0:
             raise ValueError(f'num_register_tokens must be >= 0, got {num_register_tokens}')
@@ -129,10 +316,24 @@ class LocAtViT(BaseModule):
         # with registers (the authors' RegViT embeds patches only).
         self.num_pos_prefix = 0 if num_register_tokens else int(with_cls_token)
         self.gaug = gaug
-        self.prr = prr
         self.interpolate_mode = interpolate_mode
+        self.pos_embed_antialias = pos_embed_antialias
+        self.norm_eval = bool(norm_eval)
+        self.with_cp = with_cp
+        norm_layer = _norm_factory(norm_cfg)
 
-        self.patch_embed = PadPatchEmbed(in_channels, self.embed_dims, patch_size)
+        self.patch_embed = self._build_patch_embed(
+            in_channels, patch_size, pre_norm, patch_cfg, norm_cfg, is_seg,
+            dict(patch_pad=patch_pad, patch_bias=patch_bias, patch_norm=patch_norm))
+        input_size = (patch_cfg or {}).get('input_size', self.img_size)
+        if self.patch_embed.adaptive_padding and any(self.patch_embed.pad_amount(input_size)):
+            raise ValueError(
+                f'img_size {tuple(to_2tuple(input_size))} is not a multiple of the patch stride '
+                f'{tuple(self.patch_embed.stride)}: the position embedding and the GAug grid '
+                'would be built for a padded image. Set img_size to the size the weights were '
+                'trained at (e.g. 224); inputs of any other size are padded at run time.')
+        self.patch_resolution = self.patch_embed.output_grid(input_size)
+
         self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims)) \
             if with_cls_token else None
         self.reg_token = nn.Parameter(torch.zeros(1, num_register_tokens, self.embed_dims)) \
@@ -143,35 +344,58 @@ class LocAtViT(BaseModule):
             if with_pos_embed else None
         self.drop_after_pos = nn.Dropout(p=drop_rate)
         self._register_load_state_dict_pre_hook(self._adapt_state_dict)
+        self.pre_norm = norm_layer(self.embed_dims) if pre_norm else nn.Identity()
 
         self.out_indices = self._parse_out_indices(out_indices)
-        dpr = np.linspace(0, drop_path_rate, self.num_layers)
+        block_defaults = dict(
+            embed_dims=self.embed_dims,
+            num_heads=self.num_heads,
+            feedforward_channels=self.arch_settings['feedforward_channels'],
+            layer_scale_init_value=layer_scale_init_value or 0.,
+            drop_rate=drop_rate,
+            attn_drop_rate=attn_drop_rate,
+            num_fcs=num_fcs or 2,
+            qkv_bias=qkv_bias,
+            ffn_type='origin',
+            act_cfg=act_cfg or dict(type='GELU'),
+            norm_cfg=norm_cfg,
+            gaug=gaug,
+            gaug_impl=gaug_impl)
         self.layers = ModuleList([
-            LocAtEncoderLayer(
-                embed_dims=self.embed_dims,
-                num_heads=self.num_heads,
-                feedforward_channels=self.arch_settings['feedforward_channels'],
-                base_grid=self.patch_resolution,
-                drop_rate=drop_rate,
-                attn_drop_rate=attn_drop_rate,
-                drop_path_rate=float(dpr[i]),
-                qkv_bias=qkv_bias,
-                gaug=gaug,
-                gaug_impl=gaug_impl,
-                norm_eps=norm_eps) for i in range(self.num_layers)
+            self._build_layer(block_defaults, cfg, rate, is_seg) for cfg, rate in zip(
+                self._parse_layer_cfgs(layer_cfgs), np.linspace(0, drop_path_rate,
+                                                                self.num_layers))
         ])
         self.final_norm = final_norm
         if final_norm:
-            self.ln1 = nn.LayerNorm(self.embed_dims, eps=norm_eps)
+            self.ln1 = norm_layer(self.embed_dims)
         if out_type == 'avg_featmap':
-            self.ln2 = nn.LayerNorm(self.embed_dims, eps=norm_eps)
+            self.ln2 = norm_layer(self.embed_dims)
+        # PRR has no weights; a module so that print(model) and forward hooks see it.
+        self.prr = PatchRepresentationRefinement(self.num_heads) if prr else nn.Identity()
 
         self.frozen_stages = frozen_stages
         if frozen_stages > 0:
             self._freeze_stages()
+        self.frozen_exclude = list(frozen_exclude) if frozen_exclude is not None else ['all']
+        if 'all' not in self.frozen_exclude:
+            for name, param in self.named_parameters():
+                if not any(keep in name for keep in self.frozen_exclude):
+                    param.requires_grad = False
 
     # ------------------------------------------------------------------ construction helpers
-    def _parse_arch(self, arch: Union[str, dict]) -> dict:
+    def _parse_arch(self, arch: Union[str, dict, None], seg_arch: dict) -> dict:
+        seg_arch = {k: v for k, v in seg_arch.items() if v is not None}
+        if arch is not None and seg_arch:
+            raise ValueError(
+                f'arch={arch!r} and {", ".join(seg_arch)} both define the architecture: give '
+                'arch (mmpretrain) or embed_dims/num_layers/num_heads/mlp_ratio (mmseg).')
+        if arch is None and (seg_arch or self.toolbox == 'mmseg'):
+            settings = {**_MMSEG_ARCH, **seg_arch}
+            settings['feedforward_channels'] = int(settings['mlp_ratio'] *
+                                                   settings['embed_dims'])
+            return settings
+        arch = 'base' if arch is None else arch
         if isinstance(arch, str):
             key = arch.lower()
             if key not in self.arch_zoo:
@@ -195,29 +419,140 @@ class LocAtViT(BaseModule):
             parsed.append(resolved)
         return tuple(parsed)
 
+    def _build_patch_embed(self, in_channels: int, patch_size: int, pre_norm: bool,
+                           patch_cfg: Optional[dict], norm_cfg: dict, is_seg: bool,
+                           seg: dict) -> PadPatchEmbed:
+        """mmpretrain: bias unless pre_norm, then ``patch_cfg``; mmseg: its patch_* args."""
+        if is_seg:
+            cfg = dict(padding='corner' if seg['patch_pad'] is None else seg['patch_pad'],
+                       bias=bool(seg['patch_bias']),
+                       norm_cfg=norm_cfg if seg['patch_norm'] else None)
+        else:
+            cfg = dict(padding='corner', bias=not pre_norm, norm_cfg=None)
+        cfg.update(kernel_size=patch_size, stride=patch_size)
+        patch_cfg = dict(patch_cfg or {})
+        unknown = set(patch_cfg) - set(_PATCH_CFG_KEYS)
+        if unknown:
+            raise ValueError(f'patch_cfg keys {sorted(unknown)} are not supported; '
+                             f'known: {list(_PATCH_CFG_KEYS)}')
+        if patch_cfg.get('conv_type', 'Conv2d') != 'Conv2d':
+            raise ValueError(f'patch_cfg conv_type must be Conv2d, got {patch_cfg["conv_type"]}')
+        if patch_cfg.get('embed_dims', self.embed_dims) != self.embed_dims:
+            raise ValueError('patch_cfg embed_dims must equal the arch width')
+        cfg.update({k: v for k, v in patch_cfg.items()
+                    if k not in ('conv_type', 'embed_dims', 'input_size')})
+        norm = cfg.pop('norm_cfg')
+        norm_builder = _norm_factory(norm) if norm is not None else None
+        return PadPatchEmbed(
+            cfg.pop('in_channels', in_channels), self.embed_dims, norm_layer=norm_builder,
+            **cfg)
+
+    def _parse_layer_cfgs(self, layer_cfgs: Union[dict, Sequence[dict], None]) -> List[dict]:
+        if layer_cfgs is None:
+            layer_cfgs = {}
+        if isinstance(layer_cfgs, dict):
+            layer_cfgs = [layer_cfgs] * self.num_layers
+        if len(layer_cfgs) != self.num_layers:
+            raise ValueError(f'layer_cfgs has {len(layer_cfgs)} entries for '
+                             f'{self.num_layers} blocks')
+        for cfg in layer_cfgs:
+            unknown = set(cfg) - set(_LAYER_CFG_KEYS)
+            if unknown:
+                raise ValueError(f'layer_cfgs keys {sorted(unknown)} are not supported; '
+                                 f'known: {list(_LAYER_CFG_KEYS)}')
+            if cfg.get('ffn_type', 'origin') != 'origin':
+                raise ValueError(
+                    f"layer_cfgs ffn_type={cfg['ffn_type']!r} (SwiGLU) is not supported by "
+                    "LocAtViT; only 'origin' (Linear-GELU-Linear).")
+            if cfg.get('embed_dims', self.embed_dims) != self.embed_dims:
+                raise ValueError('layer_cfgs embed_dims must equal the arch width')
+        return [dict(cfg) for cfg in layer_cfgs]
+
+    def _build_layer(self, defaults: dict, overrides: dict, drop_path_rate: float,
+                     is_seg: bool) -> LocAtEncoderLayer:
+        cfg = {**defaults, 'drop_path_rate': float(drop_path_rate), **overrides}
+        act_cfg = cfg['act_cfg']
+        qkv_bias = cfg['qkv_bias']
+        return LocAtEncoderLayer(
+            embed_dims=self.embed_dims,
+            num_heads=cfg['num_heads'],
+            feedforward_channels=cfg['feedforward_channels'],
+            base_grid=self.patch_resolution,
+            drop_rate=cfg['drop_rate'],
+            attn_drop_rate=cfg['attn_drop_rate'],
+            drop_path_rate=cfg['drop_path_rate'],
+            qkv_bias=qkv_bias,
+            # mmseg's blocks are nn.MultiheadAttention, whose bias flag covers out_proj too
+            # and whose residual has no stochastic depth.
+            proj_bias=qkv_bias if is_seg else True,
+            attn_drop_path=not is_seg,
+            layer_scale_init_value=cfg['layer_scale_init_value'],
+            num_fcs=cfg['num_fcs'],
+            act_layer=partial(build_activation_layer, act_cfg),
+            norm_layer=_norm_factory(cfg['norm_cfg']),
+            gaug=cfg['gaug'],
+            gaug_impl=cfg['gaug_impl'],
+            with_cp=self.with_cp)
+
     # ------------------------------------------------------------------ weights
     def init_weights(self) -> None:
-        """Loads ``init_cfg``'s checkpoint, or initialises as the reference (timm) does."""
-        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+        """Initialises, then loads a ``Pretrained`` checkpoint when ``init_cfg`` has one.
+
+        - ``init_cfg`` None or only ``Pretrained``: the authors' (timm) initialisation:
+          trunc-normal(0.02) Linear weights and position embedding, zero Linear biases,
+          normal(1e-6) class and register tokens.
+        - Other entries (a dict or list, e.g. ``dict(type='Kaiming', layer='Conv2d')``): they
+          are applied, then the toolbox's own initialisation on top: mmpretrain's
+          (xavier-uniform MLP weights with normal(1e-6) biases) in mmpretrain mode, and in both
+          modes trunc-normal(0.02) position embedding, class and register tokens.
+        - ``dict(type='Pretrained', checkpoint=PATH, prefix=None, strict=True)`` then loads
+          this project's, an mmpretrain or mmseg model's (``backbone.`` found automatically)
+          or the authors' (timm layout) weights; keys that do not fit raise an error naming
+          them unless ``strict=False``.
+        """
+        cfgs = _as_list(self.init_cfg)
+        pretrained = [cfg for cfg in cfgs if cfg.get('type') == 'Pretrained']
+        others = [cfg for cfg in cfgs if cfg.get('type') != 'Pretrained']
+        if len(pretrained) > 1:
+            raise ValueError('init_cfg has more than one Pretrained entry')
+        if others:
+            initialize(self, others)
+            self._init_as_upstream()
+        else:
+            self._init_as_reference()
+        if pretrained:
+            cfg = pretrained[0]
             self.load_pretrained(
-                self.init_cfg['checkpoint'],
-                prefix=self.init_cfg.get('prefix'),
-                map_location=self.init_cfg.get('map_location', 'cpu'),
-                strict=self.init_cfg.get('strict', True))
-            self._is_init = True
-            return
-        super().init_weights()
-        if self.init_cfg is None:
-            if self.pos_embed is not None:
-                trunc_normal_(self.pos_embed, std=.02)
-            for token in (self.cls_token, self.reg_token):
-                if token is not None:
-                    nn.init.normal_(token, std=1e-6)
-            for m in self.modules():
-                if isinstance(m, nn.Linear):
-                    trunc_normal_(m.weight, std=.02)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
+                cfg['checkpoint'],
+                prefix=cfg.get('prefix'),
+                map_location=cfg.get('map_location', 'cpu'),
+                strict=cfg.get('strict', True))
+        self._is_init = True
+
+    def _init_as_reference(self) -> None:
+        """The authors' (timm) initialisation."""
+        if self.pos_embed is not None:
+            trunc_normal_(self.pos_embed, std=.02)
+        for token in (self.cls_token, self.reg_token):
+            if token is not None:
+                nn.init.normal_(token, std=1e-6)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_(m.weight, std=.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def _init_as_upstream(self) -> None:
+        """What the toolbox's VisionTransformer adds to an ``init_cfg``."""
+        if self.toolbox == 'mmpretrain':
+            for layer in self.layers:
+                for m in layer.ffn.modules():
+                    if isinstance(m, nn.Linear):
+                        nn.init.xavier_uniform_(m.weight)
+                        nn.init.normal_(m.bias, std=1e-6)
+        for param in (self.pos_embed, self.cls_token, self.reg_token):
+            if param is not None:
+                trunc_normal_(param, std=.02)
 
     def load_pretrained(self,
                         checkpoint: str,
@@ -242,9 +577,8 @@ class LocAtViT(BaseModule):
                 f'Pretrained checkpoint {checkpoint!r} not found: set '
                 'model.backbone.init_cfg.checkpoint to an existing file (or remove init_cfg '
                 'to train from scratch).') from err
-        state_dict = select_prefix(unwrap_state_dict(raw), prefix)
-        if is_timm_layout(state_dict):
-            state_dict = convert_timm_state_dict(state_dict)
+        state_dict = dict(select_prefix(unwrap_state_dict(raw), prefix))
+        self._adapt_state_dict(state_dict, '')
         missing, unexpected = mismatched_keys(self.state_dict().keys(), state_dict.keys())
         if missing or unexpected:
             message = describe_mismatch(missing, unexpected, f'Checkpoint {checkpoint!r}')
@@ -256,12 +590,20 @@ class LocAtViT(BaseModule):
 
     def _adapt_state_dict(self, state_dict: Dict[str, Tensor], prefix: str, *args,
                           **kwargs) -> None:
-        """Load pre-hook: reads the reference (timm) layout and resizes ``pos_embed``."""
+        """Load pre-hook: reads the timm and mmseg layouts and fits the position embedding.
+
+        Also serves ``load_state_dict`` (e.g. ``load_from``). The embedding of a checkpoint
+        built for another grid is resized (see ``pos_embed_antialias``); a class-token entry
+        (and ``cls_token``) this backbone has no use for is dropped, as upstream does.
+        """
         own = {k[len(prefix):]: k for k in state_dict if k.startswith(prefix)}
-        if is_timm_layout(own):
-            for key, value in convert_timm_state_dict(
-                    {k: state_dict.pop(full) for k, full in own.items()}).items():
-                state_dict[prefix + key] = value
+        converted = to_own_layout({k: state_dict[full] for k, full in own.items()})
+        if set(converted) != set(own):
+            for full in own.values():
+                del state_dict[full]
+            state_dict.update({prefix + k: v for k, v in converted.items()})
+        if self.cls_token is None:
+            state_dict.pop(prefix + 'cls_token', None)
         name = prefix + 'pos_embed'
         if name not in state_dict or self.pos_embed is None:
             return
@@ -273,13 +615,17 @@ class LocAtViT(BaseModule):
             MMLogger.get_current_instance().info(
                 f'Resize the pos_embed shape from {tuple(pos_embed.shape)} to '
                 f'{tuple(self.pos_embed.shape)}.')
-            pos_embed = resize_pos_embed(pos_embed, (side, side), self.patch_resolution,
-                                         self.interpolate_mode, self.num_pos_prefix)
+            pos_embed = self._resize_pos_embed(pos_embed, (side, side), self.patch_resolution)
         state_dict[name] = pos_embed
+
+    def _resize_pos_embed(self, pos_embed: Tensor, src: Tuple[int, int],
+                          dst: Tuple[int, int]) -> Tensor:
+        return resize_pos_embed(pos_embed, src, dst, self.interpolate_mode, self.num_pos_prefix,
+                                antialias=self.pos_embed_antialias)
 
     # ------------------------------------------------------------------ training state
     def _freeze_stages(self) -> None:
-        frozen = [self.patch_embed, self.drop_after_pos]
+        frozen = [self.patch_embed, self.drop_after_pos, self.pre_norm]
         frozen += list(self.layers[:self.frozen_stages])
         if self.frozen_stages >= self.num_layers:
             frozen += [getattr(self, name) for name in ('ln1', 'ln2') if hasattr(self, name)]
@@ -295,6 +641,10 @@ class LocAtViT(BaseModule):
         super().train(mode)
         if mode and self.frozen_stages > 0:
             self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, nn.LayerNorm):
+                    m.eval()
         return self
 
     def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
@@ -302,7 +652,7 @@ class LocAtViT(BaseModule):
 
         Returns:
             tuple[int, int]: depth (0 for embeddings, i + 1 for block i, ``num_layers + 1``
-            for everything after the blocks) and the number of depths, ``num_layers + 2``.
+            for everything else) and the number of depths, ``num_layers + 2``.
         """
         num_depths = self.num_layers + 2
         if not param_name.startswith(prefix):
@@ -325,8 +675,7 @@ class LocAtViT(BaseModule):
                   for token in (self.cls_token, self.reg_token) if token is not None]
         x = torch.cat(prefix + [x], dim=1)
         if self.pos_embed is not None:
-            pos_embed = resize_pos_embed(self.pos_embed, self.patch_resolution, grid,
-                                         self.interpolate_mode, self.num_pos_prefix)
+            pos_embed = self._resize_pos_embed(self.pos_embed, self.patch_resolution, grid)
             # With registers the embedding skips every prefix token (num_pos_prefix = 0).
             covered = x.shape[1] - pos_embed.shape[1]
             x = torch.cat([x[:, :covered], x[:, covered:] + pos_embed], dim=1) \
@@ -334,9 +683,14 @@ class LocAtViT(BaseModule):
         return self.drop_after_pos(x), grid
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """Images (B, C_in, H, W) -> one output per ``out_indices`` entry (see ``out_type``)."""
+        """Images (B, C_in, H, W) -> one output per ``out_indices`` entry (see ``out_type``).
+
+        With ``out_origin`` the embedding comes first; with ``output_cls_token`` every output
+        is ``[featmap, class token]``.
+        """
         x, grid = self.embed(x)
-        outs = []
+        x = self.pre_norm(x)
+        outs = [self._format_output(x, grid, is_last=False)] if self.out_origin else []
         last = self.num_layers - 1
         for i, layer in enumerate(self.layers):
             x = layer(x, grid, self.num_extra_tokens)
@@ -346,14 +700,16 @@ class LocAtViT(BaseModule):
                 outs.append(self._format_output(x, grid, is_last=i == last))
         return tuple(outs)
 
-    def _format_output(self, x: Tensor, grid: Tuple[int, int], is_last: bool) -> Tensor:
+    def _format_output(self, x: Tensor, grid: Tuple[int, int],
+                       is_last: bool) -> Union[Tensor, List[Tensor]]:
         if self.out_type == 'raw':
             return x
         if self.out_type == 'featmap':
             patches = x[:, self.num_extra_tokens:]
-            return patches.transpose(1, 2).reshape(x.shape[0], -1, *grid)
-        if self.prr and is_last:
-            x = parameter_free_attention(x, self.num_heads)
+            featmap = patches.transpose(1, 2).reshape(x.shape[0], -1, *grid).contiguous()
+            return [featmap, x[:, 0]] if self.output_cls_token else featmap
+        if is_last:
+            x = self.prr(x)
         if self.out_type == 'cls_token':
             return x[:, 0]
         return self.ln2(x[:, self.num_extra_tokens:].mean(dim=1))

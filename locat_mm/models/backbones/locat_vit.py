@@ -11,11 +11,9 @@ from mmengine.model.weight_init import trunc_normal_
 from mmengine.runner.checkpoint import _load_checkpoint
 from torch import Tensor
 
-from ..utils.attention import parameter_free_attention
-from ..utils.checkpoint import (convert_timm_state_dict, describe_mismatch, is_timm_layout,
-                                mismatched_keys, select_prefix, unwrap_state_dict)
-from ..utils.embed import PadPatchEmbed, resize_pos_embed
-from ..utils.transformer import LocAtEncoderLayer
+from ...layers import LocAtEncoderLayer, PadPatchEmbed, parameter_free_attention, resize_pos_embed
+from ..ckpt_convert import (convert_timm_state_dict, describe_mismatch, is_timm_layout,
+                            mismatched_keys, select_prefix, unwrap_state_dict)
 
 
 def _to_2tuple(x: Union[int, Sequence[int]]) -> Tuple[int, int]:

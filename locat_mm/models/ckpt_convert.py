@@ -175,7 +175,7 @@ def classifier_meta(state_dict: Dict[str, Tensor], source: str) -> dict:
     head = state_dict.get('head.layers.head.weight')
     return dict(
         source=osp.abspath(source),
-        converter='locat_mm.models.utils.checkpoint.convert_timm_classifier_file',
+        converter='locat_mm.models.ckpt_convert.convert_timm_classifier_file',
         gaug=any('.attn.gaug.' in k for k in state_dict),
         embed_dims=int(state_dict['backbone.patch_embed.projection.weight'].shape[0]),
         num_layers=len(layers),

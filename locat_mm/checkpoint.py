@@ -21,6 +21,7 @@ import logging
 import os
 import os.path as osp
 import pickle
+import zipfile
 from typing import Any, Callable, Iterator, List, Optional, Union
 
 import torch
@@ -132,7 +133,8 @@ def loading_policy(source: str, trust: Optional[bool] = None) -> Iterator[bool]:
 
 def load_checkpoint(filename: str,
                     map_location: Union[str, torch.device, None] = 'cpu',
-                    trust: Optional[bool] = None) -> Any:
+                    trust: Optional[bool] = None,
+                    mmap: bool = False) -> Any:
     """Reads a checkpoint file safely (see the module docstring).
 
     Args:
@@ -141,6 +143,9 @@ def load_checkpoint(filename: str,
         map_location: Where to put the tensors, as for ``torch.load``.
         trust (bool, optional): Read full pickles (only for files you trust). Default:
             the environment variable ``LOCAT_MM_TRUST_CHECKPOINT``.
+        mmap (bool): Map a local file's tensors instead of reading them: a look at its keys
+            and shapes that costs the pickle only (files of torch's zip format; others are
+            read whole).
 
     Returns:
         The unpickled object (usually a dict).
@@ -155,7 +160,9 @@ def load_checkpoint(filename: str,
         if isinstance(local, str) and not osp.isfile(local):
             raise FileNotFoundError(f'checkpoint {filename!r} not found')
         with loading_policy(str(filename), trust) as trusted:
-            return torch.load(local, map_location=map_location, weights_only=not trusted)
+            mmap = mmap and isinstance(local, str) and zipfile.is_zipfile(local)
+            return torch.load(
+                local, map_location=map_location, weights_only=not trusted, mmap=mmap or None)
     from mmengine.runner.checkpoint import CheckpointLoader
     with loading_policy(filename, trust):
         return CheckpointLoader.load_checkpoint(filename, map_location)

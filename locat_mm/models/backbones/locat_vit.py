@@ -8,9 +8,9 @@ import torch.nn as nn
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import trunc_normal_
-from mmengine.runner.checkpoint import _load_checkpoint
 from torch import Tensor
 
+from ...checkpoint import load_checkpoint
 from ...layers import LocAtEncoderLayer, PadPatchEmbed, parameter_free_attention, resize_pos_embed
 from ..ckpt_convert import (convert_timm_state_dict, describe_mismatch, is_timm_layout,
                             mismatched_keys, select_prefix, unwrap_state_dict)
@@ -214,7 +214,7 @@ class LocAtViT(BaseModule):
         """
         logger = MMLogger.get_current_instance()
         try:
-            raw = _load_checkpoint(checkpoint, map_location=map_location)
+            raw = load_checkpoint(checkpoint, map_location=map_location)
         except FileNotFoundError as err:
             raise FileNotFoundError(
                 f'Pretrained checkpoint {checkpoint!r} not found: set '

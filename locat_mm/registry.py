@@ -62,7 +62,14 @@ def register_lazily(registry: Registry, modules: Iterable[str]) -> None:
 
 
 def register_in_toolboxes() -> None:
-    """Adds this project's modules to the registries of every installed toolbox."""
+    """Adds this project's modules to the registries of every installed toolbox, and the
+    hooks to mmengine's root registry (configs without a toolbox scope).
+
+    A toolbox registry's lookup reads its parents' names without importing their locations,
+    so each registry gets the modules it may be asked for.
+    """
+    from mmengine.registry import HOOKS
+    register_lazily(HOOKS, ['locat_mm.engine'])
     for toolbox, pairs in TOOLBOX_LOCATIONS.items():
         if not toolbox_available(toolbox):
             continue

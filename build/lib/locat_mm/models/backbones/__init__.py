@@ -1,0 +1,3 @@
+from .locat_vit import LocAtViT
+
+__all__ = ['LocAtViT']

@@ -39,3 +39,22 @@ def test_cpu_process_group_initialises(tmp_path):
     fixed = run_python(code, with_locat=True, env=env)
     assert fixed.returncode == 0, fixed.stderr
     assert 'world 1' in fixed.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='the workaround is for CPU-only machines')
+def test_amp_optim_wrapper_on_cpu():
+    code = """
+        import torch
+        from mmengine.optim import AmpOptimWrapper
+        model = torch.nn.Linear(4, 2)
+        wrapper = AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+        with wrapper.optim_context(model):
+            out = model(torch.randn(3, 4))
+        wrapper.update_params(out.float().sum())
+        print(out.dtype)
+    """
+    without = run_python(code, with_locat=False)
+    assert without.returncode != 0 and 'only available training on gpu' in without.stderr
+    fixed = run_python(code, with_locat=True)
+    assert fixed.returncode == 0, fixed.stderr
+    assert fixed.stdout.strip().endswith('torch.bfloat16')

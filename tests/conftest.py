@@ -15,7 +15,7 @@ def reference_fixture():
     import torch
     if not osp.isfile(REFERENCE_FIXTURE):
         pytest.fail(f'reference fixture missing: {REFERENCE_FIXTURE} (set LOCAT_SHARED)')
-    return torch.load(REFERENCE_FIXTURE, weights_only=False)
+    return torch.load(REFERENCE_FIXTURE, weights_only=True)
 
 
 @pytest.fixture(autouse=True)

@@ -65,7 +65,8 @@ def count_startup_opens(root: str, work_dir: str) -> Tuple[int, int]:
             CONFIG, '--work-dir', work_dir, '--cfg-options',
             *[f'{loader}.dataset.data_root={root}'
               for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')],
-            'model.backbone.init_cfg=None', 'experiment_name=startup',
+            'model.backbone.init_cfg=None', 'train_dataloader.num_workers=0',
+            'val_dataloader.num_workers=0', 'experiment_name=startup',
             'visualizer.name=startup'])
     except StopIteration:
         pass

@@ -18,6 +18,8 @@ if importlib.util.find_spec('mmengine') is not None:
     compat.apply_all()
     checkpoint.guard_mmengine_loaders()
     registry.register_in_toolboxes()
+    if registry.toolbox_available('mmpretrain'):
+        registry.register_model_index()
 
 
 def __getattr__(name: str):

@@ -29,6 +29,41 @@ def cpu_distributed_set_device() -> None:
     torch.cuda.set_device = set_device
 
 
+def cpu_amp_optim_wrapper() -> None:
+    """Lets mmengine's ``AmpOptimWrapper`` (``--amp``) train in bfloat16 on a CPU-only machine.
+
+    mmengine 0.10.7 asserts an accelerator in ``AmpOptimWrapper.__init__``, although its
+    ``autocast`` runs CPU bfloat16. Without one, the wrapper is built with the loss scaler
+    off (bfloat16 has float32's range: nothing to scale) and any other dtype is refused with
+    a clear error. A no-op where CUDA is available.
+    """
+    from mmengine.device import (is_cuda_available, is_mlu_available, is_musa_available,
+                                 is_npu_available)
+    from mmengine.optim.optimizer import amp_optimizer_wrapper as module
+    from mmengine.optim.optimizer.optimizer_wrapper import OptimWrapper
+
+    wrapper = module.AmpOptimWrapper
+    if getattr(wrapper.__init__, '_locat_cpu', False) or any(
+            available() for available in (is_cuda_available, is_npu_available,
+                                          is_mlu_available, is_musa_available)):
+        return
+
+    def __init__(self, loss_scale='dynamic', dtype=None, use_fsdp: bool = False, **kwargs):
+        if dtype not in (None, 'bfloat16', torch.bfloat16):
+            raise ValueError(f'AmpOptimWrapper(dtype={dtype!r}) needs a GPU; on CPU, mixed '
+                             "precision is bfloat16: set optim_wrapper.dtype='bfloat16'.")
+        if use_fsdp:
+            raise ValueError('AmpOptimWrapper(use_fsdp=True) needs GPUs.')
+        OptimWrapper.__init__(self, **kwargs)
+        self._scale_update_param = None
+        self.loss_scaler = torch.amp.GradScaler('cpu', enabled=False)
+        self.cast_dtype = torch.bfloat16
+
+    __init__._locat_cpu = True
+    wrapper.__init__ = __init__
+
+
 def apply_all() -> None:
     """Applies every fix above."""
     cpu_distributed_set_device()
+    cpu_amp_optim_wrapper()

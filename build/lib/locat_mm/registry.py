@@ -76,3 +76,16 @@ def register_in_toolboxes() -> None:
         registries = importlib.import_module(f'{toolbox}.registry')
         for name, module in pairs:
             register_lazily(getattr(registries, name), [module])
+
+
+def register_model_index() -> None:
+    """Makes mmpretrain's ``list_models``/``get_model``/``inference_model`` know this project's
+    classification configs by name (``configs/metafile.yml``, read through
+    ``locat_mm/.mim/model-index.yml`` as mim reads it). Safe to call twice."""
+    import os.path as osp
+    from mmpretrain.apis import ModelHub
+    root = osp.join(osp.dirname(osp.abspath(__file__)), '.mim')
+    index = osp.join(root, 'model-index.yml')
+    if not osp.isfile(index) or ModelHub.has('locat-vit-b-p16_in1k'):
+        return
+    ModelHub.register_model_index(index, config_prefix=root)

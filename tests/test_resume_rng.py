@@ -77,3 +77,17 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path):
     diff = max((want[k].double() - got[k].double()).abs().max().item() for k in want)
     print(f'max weight difference after kill and resume: {diff}')
     assert diff == 0, f'resumed run differs from the uninterrupted one by up to {diff}'
+
+
+def test_every_config_has_the_hook():
+    """Every config of this project, through its bases, stores RNG states in checkpoints."""
+    import glob
+    from mmengine.config import Config
+    configs = sorted(glob.glob(osp.join(REPO, 'configs', '*.py')))
+    assert len(configs) > 50
+    missing = [
+        osp.basename(path) for path in configs
+        if not any(h.get('type') == 'RNGStateHook' for h in Config.fromfile(path).get(
+            'custom_hooks', []))
+    ]
+    assert not missing, f'configs without RNGStateHook: {missing}'

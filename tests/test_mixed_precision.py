@@ -88,6 +88,7 @@ def test_amp_optim_wrapper_training_step():
     """
     import locat_mm  # noqa: F401  (the compat fixes)
     from mmengine.optim import AmpOptimWrapper, OptimWrapper
+    from mmengine.registry import DefaultScope
     from mmpretrain.models import ImageClassifier
     from mmpretrain.structures import DataSample
 
@@ -114,8 +115,10 @@ def test_amp_optim_wrapper_training_step():
         update = torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before)])
         return loss.item(), update, seen
 
-    loss, update, seen = step(OptimWrapper)
-    amp_loss, amp_update, amp_seen = step(AmpOptimWrapper, dtype=dtype)
+    # A Runner earlier in the session may have left another toolbox's scope as the default.
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        loss, update, seen = step(OptimWrapper)
+        amp_loss, amp_update, amp_seen = step(AmpOptimWrapper, dtype=dtype)
     assert seen == [torch.float32] and amp_seen == [dtype], 'autocast was not applied'
     u = UNIT_ROUNDOFF[dtype]
     assert abs(amp_loss - loss) <= 8 * u * abs(loss)

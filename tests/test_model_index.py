@@ -37,6 +37,14 @@ def test_list_models_knows_them():
 
 
 def test_get_model_and_inference_by_name(tmp_path):
+    from mmengine.registry import DefaultScope
+    # A Runner earlier in the session may have left another toolbox's scope as the default,
+    # which mmpretrain's inferencer would build its pipeline in.
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        check_get_model_and_inference(tmp_path)
+
+
+def check_get_model_and_inference(tmp_path):
     from mmpretrain import get_model, inference_model
     locat = get_model('locat-vit-t-p16_in1k')
     baseline = get_model('locat-baseline-vit-t-p16_in1k')

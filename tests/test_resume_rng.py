@@ -79,6 +79,7 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path):
     assert diff == 0, f'resumed run differs from the uninterrupted one by up to {diff}'
 
 
+@pytest.mark.slow  # reads every config with its bases (~1 s each on the 2-core machine)
 def test_every_config_has_the_hook():
     """Every config of this project, through its bases, stores RNG states in checkpoints."""
     import glob

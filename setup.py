@@ -26,10 +26,18 @@ setup(
     'MMSegmentation',
     long_description=open(osp.join(osp.dirname(__file__), 'README.md')).read(),
     long_description_content_type='text/markdown',
-    packages=find_packages(exclude=('tests', 'configs', 'tools')),
+    packages=find_packages(include=('locat_mm', 'locat_mm.*')),
     # The fused CPU attention passes are compiled from source on first use.
-    package_data={'locat_mm': ['ops/cpu/*.cpp']},
+    # .mim (links to model-index.yml and configs/): what mim and mmpretrain's ModelHub read.
+    package_data={
+        'locat_mm': [
+            'ops/cpu/*.cpp', '.mim/model-index.yml', '.mim/configs/*.py', '.mim/configs/*.yml',
+            '.mim/configs/_base_/*.py', '.mim/configs/_base_/*/*.py'
+        ]
+    },
     python_requires='>=3.10',
+    # Compatible ranges, so pip keeps the user's own torch/mmcv builds; the exact tested set
+    # is requirements/lock.txt (tools/setup_env.sh).
     install_requires=read_requirements('runtime.txt'),
     extras_require={'tests': read_requirements('tests.txt')},
     license='Apache-2.0',

@@ -17,6 +17,8 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from .checkpoint import load_checkpoint, trust_checkpoints
+
 TOOLBOXES = ('mmseg', 'mmpretrain')
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -32,8 +34,14 @@ def parse_common_args(parser: argparse.ArgumentParser,
                         default='none', help='job launcher')
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument(
+        '--trust-checkpoint', action='store_true',
+        help='load checkpoints that need more than the safe loader allows (their pickle may run '
+        'code): only for files from a source you trust')
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    if args.trust_checkpoint:
+        trust_checkpoints()
     return args
 
 
@@ -165,13 +173,14 @@ def classifier_checkpoint(path: str, work_dir: str) -> str:
 
     An authors' checkpoint (timm layout) is converted once into ``work_dir`` (see
     ``tools/model_converters/locat_timm2mm.py``); any other checkpoint is used as it is.
+    The layout is read from the keys of a memory-mapped load, so the tensors are read once,
+    by the Runner (or the converter).
     """
-    from locat_mm.models.ckpt_convert import (convert_timm_classifier_file,
-                                                  is_timm_layout, unwrap_state_dict)
+    from locat_mm.models.ckpt_convert import (convert_timm_classifier_file, is_timm_layout,
+                                              unwrap_state_dict)
     if not osp.isfile(path):
         return path  # a URL, or missing: the Runner's loader reports it
-    raw = torch.load(path, map_location='cpu', weights_only=False)
-    if not is_timm_layout(unwrap_state_dict(raw)):
+    if not is_timm_layout(unwrap_state_dict(load_checkpoint(path, mmap=True))):
         return path
     converted = osp.join(work_dir, 'converted_' + osp.basename(path))
     convert_timm_classifier_file(path, converted)

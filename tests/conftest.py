@@ -15,19 +15,32 @@ def reference_fixture():
     import torch
     if not osp.isfile(REFERENCE_FIXTURE):
         pytest.fail(f'reference fixture missing: {REFERENCE_FIXTURE} (set LOCAT_SHARED)')
-    return torch.load(REFERENCE_FIXTURE, weights_only=False)
+    return torch.load(REFERENCE_FIXTURE, weights_only=True)
+
+
+@pytest.fixture(scope='session')
+def session_default_scopes():
+    """mmengine's default scopes as the session started (before any fixture ran a Runner)."""
+    from mmengine.registry import DefaultScope
+    return dict(DefaultScope._instance_dict)
 
 
 @pytest.fixture(autouse=True)
-def isolated_default_scope():
+def isolated_default_scope(session_default_scopes):
     """Each test starts with the default scope it would have alone.
 
     A Runner makes its toolbox the process-wide default scope (mmengine's ``DefaultScope``),
     and registries then resolve bare type names there; without this, a test that builds an
-    MMPretrain model after an MMSegmentation run would fail or pass by test order.
+    MMPretrain model after an MMSegmentation run would fail or pass by test order. The scopes
+    are reset to the session's, before and after each test: a module-scoped fixture that ran
+    a Runner must not leave its scope to the tests that follow.
     """
     from mmengine.registry import DefaultScope
-    before = dict(DefaultScope._instance_dict)
+
+    def reset():
+        DefaultScope._instance_dict.clear()
+        DefaultScope._instance_dict.update(session_default_scopes)
+
+    reset()
     yield
-    DefaultScope._instance_dict.clear()
-    DefaultScope._instance_dict.update(before)
+    reset()

@@ -14,6 +14,7 @@ from resize_oracle import resize_pos_embed_oracle
 from test_cls_configs import tiny_classifier_cfg
 
 import locat_mm  # noqa: F401
+from locat_mm.checkpoint import load_checkpoint
 from locat_mm.datasets import (CLS_CLASSES, SEG_CLASSES, make_synthetic_classification,
                                make_synthetic_segmentation)
 from locat_mm.models.ckpt_convert import convert_timm_state_dict
@@ -108,7 +109,7 @@ def test_pretrain_resume_then_segmentation(data, tmp_path):
 
     # Hand-off: the classification checkpoint initialises the segmentation backbone.
     checkpoint = osp.join(work, 'epoch_3.pth')
-    cls_state = torch.load(checkpoint, weights_only=False)['state_dict']
+    cls_state = load_checkpoint(checkpoint)['state_dict']
     init_cfg = dict(type='Pretrained', checkpoint=checkpoint, prefix='backbone.')
     seg_work = str(tmp_path / 'seg')
     cfg = seg_cfg(seg_root, seg_work, init_cfg)

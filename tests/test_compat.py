@@ -21,27 +21,6 @@ def run_python(code: str, with_locat: bool, env: dict = None) -> subprocess.Comp
                           timeout=120)
 
 
-RESUME_LOAD = """
-    import numpy as np, torch, sys
-    from mmengine.logging import MessageHub
-    hub = MessageHub.get_instance('compat')
-    hub.update_scalar('train/loss', np.float64(0.5))
-    path = sys.argv[0] if False else '{path}'
-    torch.save({{'message_hub': hub.state_dict(), 'meta': {{'seed': np.int64(3)}}}}, path)
-    state = torch.load(path)  # torch's default: weights_only=True, as mmengine's resume does
-    print(state['message_hub']['log_scalars']['train/loss'].current())
-"""
-
-
-def test_mmengine_checkpoints_load_with_weights_only(tmp_path):
-    code = RESUME_LOAD.format(path=tmp_path / 'ckpt.pth')
-    without = run_python(code, with_locat=False)
-    assert without.returncode != 0 and 'Unsupported global' in without.stderr
-    fixed = run_python(code, with_locat=True)
-    assert fixed.returncode == 0, fixed.stderr
-    assert fixed.stdout.strip().endswith('0.5')
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason='the workaround is for CPU-only machines')
 def test_cpu_process_group_initialises(tmp_path):
     with socket.socket() as s:
@@ -60,3 +39,22 @@ def test_cpu_process_group_initialises(tmp_path):
     fixed = run_python(code, with_locat=True, env=env)
     assert fixed.returncode == 0, fixed.stderr
     assert 'world 1' in fixed.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='the workaround is for CPU-only machines')
+def test_amp_optim_wrapper_on_cpu():
+    code = """
+        import torch
+        from mmengine.optim import AmpOptimWrapper
+        model = torch.nn.Linear(4, 2)
+        wrapper = AmpOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+        with wrapper.optim_context(model):
+            out = model(torch.randn(3, 4))
+        wrapper.update_params(out.float().sum())
+        print(out.dtype)
+    """
+    without = run_python(code, with_locat=False)
+    assert without.returncode != 0 and 'only available training on gpu' in without.stderr
+    fixed = run_python(code, with_locat=True)
+    assert fixed.returncode == 0, fixed.stderr
+    assert fixed.stdout.strip().endswith('torch.bfloat16')

@@ -213,7 +213,7 @@ def test_tools_test_reads_an_authors_checkpoint(reference_fixture, tmp_path):
     load_tool('test').main([str(config), str(authors), '--work-dir', str(work_dir), '--out',
                             out, '--cfg-options', 'experiment_name=authors_test',
                             'visualizer.name=authors_test'])
-    converted = torch.load(work_dir / 'converted_authors.pth', weights_only=False)
+    converted = torch.load(work_dir / 'converted_authors.pth', weights_only=True)
     want = convert_timm_classifier(reference_fixture['state_dict'])
     assert converted['state_dict'].keys() == want.keys()
     assert all(torch.equal(converted['state_dict'][k], want[k]) for k in want)

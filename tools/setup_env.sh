@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates the project's virtual environment (default .venv) with the pinned OpenMMLab stack and
-# installs locat_mm into it in editable mode. Idempotent: a second run only checks.
+# Creates the project's virtual environment (default .venv) with the exact tested set of
+# packages (requirements/lock.txt) and installs locat_mm into it in editable mode, without
+# letting pip change that set. Idempotent: a second run only checks.
 #
 # mmcv 2.1.0 ships on PyPI as source only. A prebuilt wheel is taken, in this order, from
 # $LOCAT_WHEELS, ../shared/wheels and the per-user cache ~/.cache/locat_mm/wheels when its tags
@@ -12,8 +13,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3.11}"
 CACHE="${LOCAT_WHEEL_CACHE:-$HOME/.cache/locat_mm/wheels}"
-MMCV_VERSION=2.1.0
-TORCH_VERSION=2.14.1
+LOCK="$ROOT/requirements/lock.txt"
+locked() { sed -n "s/^$1==//p" "$LOCK"; }
+MMCV_VERSION="$(locked mmcv)"
+TORCH_VERSION="$(locked torch)"
 
 log() { printf '[setup_env] %s\n' "$*" >&2; }
 
@@ -35,7 +38,8 @@ if command -v nvcc >/dev/null 2>&1 && command -v nvidia-smi >/dev/null 2>&1 \
 fi
 
 # Torch first: mmcv's wheel is tied to its exact version, and the build below compiles against it.
-"${PIP[@]}" "torch==$TORCH_VERSION" "torchvision==0.29.1" "setuptools>=77.0.3,<82" wheel ninja
+"${PIP[@]}" "torch==$TORCH_VERSION" "torchvision==$(locked torchvision)" \
+    "setuptools==$(locked setuptools)" wheel "ninja==$(locked ninja)"
 
 mkdir -p "$CACHE"
 pytag="cp$("$PY" -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')"
@@ -80,10 +84,8 @@ if ! "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'
     "${PIP[@]}" --no-deps "$CACHE/$wheel_name"
 fi
 
-# openmim must be resolved in the same command as the setuptools pin, or openxlab pulls
-# setuptools 60 (see STACK_NOTES).
-"${PIP[@]}" -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt" \
-    --find-links "$CACHE" --only-binary mmcv
+# The lock file pins every package (setuptools included: openxlab would otherwise pull 60).
+"${PIP[@]}" -r "$LOCK" --find-links "$CACHE" --only-binary mmcv
 "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
 "$PY" -c "import locat_mm, mmseg.models, mmpretrain.models, mmcv.ops" \
     || { log "the environment is incomplete: see the error above"; exit 1; }

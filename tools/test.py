@@ -3,12 +3,14 @@
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out OUT] [--show]
                          [--show-dir DIR] [--wait-time S] [--interval N] [--tta]
                          [--cfg-options k=v ...]
-                         [--launcher {none,pytorch,slurm,mpi}]
+                         [--launcher {none,pytorch,slurm,mpi}] [--trust-checkpoint]
 
 The toolbox comes from the config's ``default_scope`` and the options mean what they mean in
 its own ``tools/test.py``: for mmseg, ``--out`` is a folder for the predicted label maps and
 ``--show-dir`` a folder for painted predictions; for mmpretrain, ``--out`` is a pickle file of
-the predictions and ``--show-dir`` a folder for painted images.
+the predictions and ``--show-dir`` a folder for painted images. CHECKPOINT is read with
+``weights_only=True``, once; ``--trust-checkpoint`` reads one that needs more
+(``locat_mm/checkpoint.py``).
 """
 import argparse
 from copy import deepcopy

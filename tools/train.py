@@ -2,11 +2,14 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
                           [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+                          [--trust-checkpoint]
 
 The arguments are the union of mmseg's and mmpretrain's ``tools/train.py``; the toolbox comes
 from the config's ``default_scope``. Before anything is written, MMSegmentation setups are
 checked (data root, annotations, crop size, class counts; ``locat_mm.seg.checks``). Without
 CUDA, ``--launcher pytorch`` (``tools/dist_train.sh``) trains on CPU processes with gloo.
+Checkpoints (``--resume``, ``load_from``, ``init_cfg``) are read with ``weights_only=True``;
+``--trust-checkpoint`` reads ones that need more (``locat_mm/checkpoint.py``).
 """
 import argparse
 

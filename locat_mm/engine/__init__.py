@@ -2,3 +2,4 @@
 the attention FLOP handles for mmengine's complexity analysis."""
 from .flops import attention_flop_jit  # noqa: F401
 from .hooks import AttentionProbe, GAugStatsHook  # noqa: F401
+from .rng_hook import RNGStateHook  # noqa: F401

@@ -11,3 +11,4 @@ __all__ = [
     'GaussianAugmentation', 'PadPatchEmbed', 'resize_pos_embed', 'to_2tuple',
     'PatchRepresentationRefinement', 'parameter_free_attention'
 ]
+

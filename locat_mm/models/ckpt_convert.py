@@ -12,6 +12,8 @@ from typing import Dict, Iterable, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ..checkpoint import load_checkpoint
+
 # (pattern, replacement) from the reference's (timm) key names to this project's.
 _TIMM_TO_MM = (
     (r'^patch_embed\.proj\.', 'patch_embed.projection.'),
@@ -233,7 +235,7 @@ def convert_timm_classifier_file(src: str, dst: str) -> dict:
     """
     if osp.exists(dst) and osp.samefile(src, dst):
         raise ValueError(f'refusing to overwrite the source checkpoint {src}: pick another DST')
-    raw = torch.load(src, map_location='cpu', weights_only=False)
+    raw = load_checkpoint(src)
     state_dict = convert_timm_classifier(unwrap_state_dict(raw))
     meta = classifier_meta(state_dict, src)
     out_dir = osp.dirname(osp.abspath(dst))

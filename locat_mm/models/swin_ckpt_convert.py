@@ -15,6 +15,7 @@ from typing import Dict, Iterable, List, Tuple
 import torch
 from torch import Tensor
 
+from ..checkpoint import load_checkpoint
 from .ckpt_convert import unwrap_state_dict
 
 _TIMM_BLOCK = re.compile(r'^layers\.(\d+)\.blocks\.(\d+)\.(.+)$')
@@ -191,7 +192,7 @@ def convert_timm_swin_classifier_file(src: str, dst: str) -> dict:
     """
     if osp.exists(dst) and osp.samefile(src, dst):
         raise ValueError(f'refusing to overwrite the source checkpoint {src}: pick another DST')
-    raw = torch.load(src, map_location='cpu', weights_only=True)
+    raw = load_checkpoint(src)
     state_dict = convert_timm_swin_classifier(unwrap_state_dict(raw))
     meta = swin_classifier_meta(state_dict, src)
     out_dir = osp.dirname(osp.abspath(dst))

@@ -2,13 +2,14 @@
 
     python tools/analysis/visualize_locat.py CHECKPOINT IMAGE --config CFG \
         [--baseline-checkpoint CKPT --baseline-config CFG] [--queries y,x ...] \
-        [--layers 0 5 11] [--out out.png] [--img-size 224]
+        [--layers 0 5 11] [--out out.png] [--img-size 224] [--trust-checkpoint]
 
 One row per layer; for each query patch (patch-grid coordinates ``y,x``, default the centre)
 the columns are that layer's GAug bias map (mean over heads), LocAtViT's attention map from
 the query to the patch keys (mean over heads, bias included), and, with a baseline, the plain
 ViT's attention map. The query patch is marked with a red dot. Checkpoints may be in this
-project's layout or the authors' timm layout.
+project's layout or the authors' timm layout; they are read with ``weights_only=True``
+(``--trust-checkpoint`` reads files that need more, from sources you trust only).
 """
 import argparse
 import os.path as osp
@@ -25,6 +26,7 @@ from torch import Tensor  # noqa: E402
 
 import locat_mm  # noqa: E402,F401  (registers LocAtViT, applies the stack fixes)
 from locat_mm.engine.hooks import AttentionProbe, attention_layers  # noqa: E402
+from locat_mm.checkpoint import load_checkpoint, trust_checkpoints  # noqa: E402
 from locat_mm.models.ckpt_convert import (convert_timm_classifier,  # noqa: E402
                                               is_timm_layout, unwrap_state_dict)
 from locat_mm.layers import LocAtAttention  # noqa: E402
@@ -58,7 +60,7 @@ def load_classifier(config: str, checkpoint: str, device: str = 'cpu') -> torch.
     if 'data_preprocessor' in cfg:
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
     model = MODELS.build(model_cfg)
-    state_dict = unwrap_state_dict(torch.load(checkpoint, map_location='cpu', weights_only=False))
+    state_dict = unwrap_state_dict(load_checkpoint(checkpoint))
     if is_timm_layout(state_dict):
         state_dict = convert_timm_classifier(state_dict)
     model.load_state_dict(state_dict, strict=True)
@@ -186,7 +188,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--out', default='locat_maps.png')
     parser.add_argument('--img-size', type=int, default=224)
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='read checkpoints whose pickle may run code (trusted sources only)')
     args = parser.parse_args(argv)
+    if args.trust_checkpoint:
+        trust_checkpoints()
     if bool(args.baseline_checkpoint) != bool(args.baseline_config):
         parser.error('--baseline-checkpoint and --baseline-config go together')
 

@@ -2,6 +2,9 @@
 # features, ImageNet normalisation and a pretrained backbone. Widths are LocAtViT-B's; the
 # arch configs override them.
 custom_imports = dict(imports=['locat_mm'], allow_failed_imports=False)
+# The random generators' states go into checkpoints, so a resumed run (dropout, drop path,
+# augmentation on) repeats the uninterrupted one (locat_mm/engine/rng_hook.py).
+custom_hooks = [dict(type='RNGStateHook')]
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     # ImageNet mean/std in 0-255 RGB: the paper's dense protocols use them, although the

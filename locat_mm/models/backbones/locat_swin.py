@@ -9,10 +9,10 @@ from mmcv.cnn.bricks.transformer import PatchEmbed
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
-from mmengine.runner.checkpoint import _load_checkpoint
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ...checkpoint import load_checkpoint
 from ...layers.prr import parameter_free_attention
 from ...layers.swin_blocks import LocAtSwinStage
 from ...layers.window_attention import WindowLocAtAttention
@@ -352,7 +352,7 @@ class LocAtSwin(BaseModule):
         """
         logger = MMLogger.get_current_instance()
         try:
-            raw = _load_checkpoint(checkpoint, map_location=map_location)
+            raw = load_checkpoint(checkpoint, map_location=map_location)
         except FileNotFoundError as err:
             raise FileNotFoundError(
                 f'Pretrained checkpoint {checkpoint!r} not found: set '

@@ -16,9 +16,9 @@ from mmengine.logging import MMLogger
 from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import initialize, trunc_normal_
 from mmengine.registry import DefaultScope
-from mmengine.runner.checkpoint import _load_checkpoint
 from torch import Tensor
 
+from ...checkpoint import load_checkpoint
 from ...layers import (LocAtEncoderLayer, PadPatchEmbed, PatchRepresentationRefinement,
                        resize_pos_embed, to_2tuple)
 from ..ckpt_convert import describe_mismatch, mismatched_keys, select_prefix, to_own_layout
@@ -571,7 +571,7 @@ class LocAtViT(BaseModule):
         """
         logger = MMLogger.get_current_instance()
         try:
-            raw = _load_checkpoint(checkpoint, map_location=map_location)
+            raw = load_checkpoint(checkpoint, map_location=map_location)
         except FileNotFoundError as err:
             raise FileNotFoundError(
                 f'Pretrained checkpoint {checkpoint!r} not found: set '

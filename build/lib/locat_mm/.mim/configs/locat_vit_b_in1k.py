@@ -1,0 +1,13 @@
+# LocAtViT-B/16 on ImageNet-1k, 224 px, 300 epochs, total batch 1024 (8 GPUs x 128).
+# Paper (Hajimiri et al., ICLR 2026), ImageNet-1k top-1: ViT-B 80.99, LocAtViT-B 82.31.
+_base_ = [
+    '_base_/models/locat_vit_cls.py',
+    '_base_/datasets/locat_imagenet_bs128.py',
+    '_base_/schedules/locat_in1k_300e.py',
+    '_base_/locat_cls_runtime.py',
+]
+
+model = dict(
+    backbone=dict(arch='b', drop_path_rate=0.4),
+    head=dict(in_channels=768),
+)

@@ -1,0 +1,10 @@
+# LocAtViT-B on ADE20K: UperNet fine-tuning, 160k iterations, 8 GPUs x 2 images.
+_base_ = ['./_base_/protocols/upernet_ade20k.py']
+# ImageNet-1k weights of LocAtViT-B: a checkpoint of this project's or mmpretrain's
+# classifier, or the authors' (timm layout). Point this at your copy.
+pretrained = 'checkpoints/locat_vit_b_in1k.pth'
+model = dict(
+    backbone=dict(arch='b', init_cfg=dict(checkpoint=pretrained)),
+    neck=dict(in_channels=[768] * 4, out_channels=768),
+    decode_head=dict(in_channels=[768] * 4),
+    auxiliary_head=dict(in_channels=768))

@@ -1,0 +1,10 @@
+# LocAtViT-T on COCO-Stuff-164k: UperNet fine-tuning, 160k iterations, 8 GPUs x 2 images.
+_base_ = ['./_base_/protocols/upernet_cocostuff164k.py']
+# ImageNet-1k weights of LocAtViT-T: a checkpoint of this project's or mmpretrain's
+# classifier, or the authors' (timm layout). Point this at your copy.
+pretrained = 'checkpoints/locat_vit_t_in1k.pth'
+model = dict(
+    backbone=dict(arch='t', init_cfg=dict(checkpoint=pretrained)),
+    neck=dict(in_channels=[192] * 4, out_channels=192),
+    decode_head=dict(in_channels=[192] * 4),
+    auxiliary_head=dict(in_channels=192))

@@ -1,0 +1,163 @@
+"""Writes the synthetic datasets in the on-disk layouts of ADE20K and ImageNet.
+
+Both are built in seconds from :mod:`locat_mm.datasets.drawing`, with no download, and are
+deterministic: every image is seeded by ``(seed, split, index)``, so the same arguments give
+the same bytes, and adding images does not change the existing ones. A ``synthetic.json``
+marker records the arguments; :func:`synthetic_dataset_ready` checks it and the files, so
+callers (``tools/demo.py``) can skip an existing, complete dataset.
+"""
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Tuple
+
+import numpy as np
+from PIL import Image
+
+from .drawing import SHAPES, draw_scene
+
+#: Segmentation classes: index 0 is a real class (background), so ``reduce_zero_label=False``.
+SEG_CLASSES: Tuple[str, ...] = ('background', ) + SHAPES
+SEG_PALETTE: List[List[int]] = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25],
+                                [0, 130, 200], [245, 130, 48], [145, 30, 180]]
+#: Classification classes: the shapes, alphabetical (the order of a folder scan).
+CLS_CLASSES: Tuple[str, ...] = SHAPES
+
+MARKER = 'synthetic.json'
+_SEG_SPLITS = {'train': 'training', 'val': 'validation'}
+_SPLIT_IDS = {'train': 0, 'val': 1}
+_KIND_IDS = {'seg': 0, 'cls': 1}
+
+
+def _rng(seed: int, kind: str, split: str, index: int) -> np.random.Generator:
+    """Independent stream per image, so the data do not depend on how many images there are."""
+    return np.random.default_rng([seed, _KIND_IDS[kind], _SPLIT_IDS[split], index])
+
+
+def _save_jpeg(image: np.ndarray, path: str) -> None:
+    # Fixed quality and no optimisation pass: PIL's encoder is then byte-for-byte repeatable.
+    Image.fromarray(image).save(path, format='JPEG', quality=95)
+
+
+def _write_marker(root: str, params: dict) -> None:
+    with open(osp.join(root, MARKER), 'w') as f:
+        json.dump(params, f, indent=2, sort_keys=True)
+
+
+def _seg_files(root: str, split: str, num: int) -> List[Tuple[str, str]]:
+    folder = _SEG_SPLITS[split]
+    return [(osp.join(root, 'images', folder, f'synth_{split}_{i:05d}.jpg'),
+             osp.join(root, 'annotations', folder, f'synth_{split}_{i:05d}.png'))
+            for i in range(num)]
+
+
+def _cls_files(root: str, split: str, num: int) -> List[Tuple[str, int]]:
+    # Round-robin over classes keeps them balanced for any ``num``.
+    return [(osp.join(root, split, CLS_CLASSES[i % len(CLS_CLASSES)], f'{split}_{i:05d}.JPEG'),
+             i % len(CLS_CLASSES)) for i in range(num)]
+
+
+def make_synthetic_segmentation(root: str,
+                                num_train: int = 400,
+                                num_val: int = 60,
+                                size: int = 96,
+                                max_objects: int = 3,
+                                seed: int = 0) -> Dict[str, object]:
+    """Writes a segmentation dataset in ADE20K's layout.
+
+    ``images/{training,validation}/*.jpg`` (RGB, ``size`` x ``size``) and
+    ``annotations/{training,validation}/*.png`` (uint8, 0 = background, ``k`` = ``SEG_CLASSES[k]``;
+    no ignore pixels), plus the ``synthetic.json`` marker.
+
+    Args:
+        root (str): Output folder (created; existing files of the same names are overwritten).
+        num_train (int): Training images.
+        num_val (int): Validation images.
+        size (int): Image side in pixels.
+        max_objects (int): Each image has 1 to ``max_objects`` objects.
+        seed (int): Seed of the whole dataset.
+
+    Returns:
+        dict: The parameters written to the marker, with ``kind='seg'``.
+    """
+    params = dict(kind='seg', num_train=num_train, num_val=num_val, size=size,
+                  max_objects=max_objects, seed=seed, classes=list(SEG_CLASSES))
+    for split, num in (('train', num_train), ('val', num_val)):
+        for sub in ('images', 'annotations'):
+            os.makedirs(osp.join(root, sub, _SEG_SPLITS[split]), exist_ok=True)
+        for index, (img_path, ann_path) in enumerate(_seg_files(root, split, num)):
+            rng = _rng(seed, 'seg', split, index)
+            shapes = list(rng.integers(len(SHAPES), size=rng.integers(1, max_objects + 1)))
+            image, label = draw_scene(rng, size, shapes, radius_range=(0.12, 0.3))
+            _save_jpeg(image, img_path)
+            Image.fromarray(label).save(ann_path, format='PNG')
+    _write_marker(root, params)
+    return params
+
+
+def make_synthetic_classification(root: str,
+                                  num_train: int = 600,
+                                  num_val: int = 120,
+                                  size: int = 64,
+                                  seed: int = 0) -> Dict[str, object]:
+    """Writes a classification dataset in ImageNet's layout.
+
+    ``{train,val}/<class>/*.JPEG`` with one object per image whose shape is the class, plus
+    ``meta/{train,val}.txt`` (``<class>/<file> <label>`` lines, relative to the split folder, as
+    ImageNet's) and ``meta/classes.txt``. Both ``CustomDataset(data_prefix='train')`` (folder
+    scan) and ``CustomDataset(ann_file='meta/train.txt', data_prefix='train')`` read it with the
+    same label indices.
+
+    Args:
+        root (str): Output folder.
+        num_train (int): Training images in total (classes balanced round-robin).
+        num_val (int): Validation images in total.
+        size (int): Image side in pixels.
+        seed (int): Seed of the whole dataset.
+
+    Returns:
+        dict: The parameters written to the marker, with ``kind='cls'``.
+    """
+    params = dict(kind='cls', num_train=num_train, num_val=num_val, size=size, seed=seed,
+                  classes=list(CLS_CLASSES))
+    os.makedirs(osp.join(root, 'meta'), exist_ok=True)
+    for split, num in (('train', num_train), ('val', num_val)):
+        for name in CLS_CLASSES:
+            os.makedirs(osp.join(root, split, name), exist_ok=True)
+        lines = []
+        for index, (path, label) in enumerate(_cls_files(root, split, num)):
+            rng = _rng(seed, 'cls', split, index)
+            # One large object, so the class is the main content of the image.
+            image, _ = draw_scene(rng, size, [label], radius_range=(0.28, 0.42))
+            _save_jpeg(image, path)
+            lines.append(f'{osp.relpath(path, osp.join(root, split))} {label}\n')
+        with open(osp.join(root, 'meta', f'{split}.txt'), 'w') as f:
+            f.writelines(lines)
+    with open(osp.join(root, 'meta', 'classes.txt'), 'w') as f:
+        f.writelines(f'{name}\n' for name in CLS_CLASSES)
+    _write_marker(root, params)
+    return params
+
+
+def synthetic_dataset_ready(root: str, **params) -> bool:
+    """True when ``root`` holds a complete synthetic dataset made with these parameters.
+
+    Args:
+        root (str): Dataset folder.
+        **params: ``kind`` (``'seg'`` or ``'cls'``) and any arguments of the matching
+            ``make_synthetic_*`` function; those given must equal the recorded ones.
+    """
+    try:
+        with open(osp.join(root, MARKER)) as f:
+            recorded = json.load(f)
+    except (OSError, ValueError):
+        return False
+    if any(recorded.get(key) != value for key, value in params.items()):
+        return False
+    if recorded['kind'] == 'seg':
+        paths = [p for split in _SEG_SPLITS for pair in
+                 _seg_files(root, split, recorded[f'num_{split}']) for p in pair]
+    else:
+        paths = [path for split in _SPLIT_IDS for path, _ in
+                 _cls_files(root, split, recorded[f'num_{split}'])]
+    return all(osp.isfile(p) for p in paths)

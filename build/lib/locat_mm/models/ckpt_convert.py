@@ -1,0 +1,209 @@
+"""Reading LocAtViT weights: the authors' timm layout, and checks that a checkpoint fits."""
+import os
+import os.path as osp
+import re
+import tempfile
+from collections import OrderedDict
+from typing import Dict, Iterable, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from ..checkpoint import load_checkpoint
+
+# (pattern, replacement) from the reference's (timm) key names to this project's.
+_TIMM_TO_MM = (
+    (r'^patch_embed\.proj\.', 'patch_embed.projection.'),
+    (r'^blocks\.(\d+)\.norm1\.', r'layers.\1.ln1.'),
+    (r'^blocks\.(\d+)\.norm2\.', r'layers.\1.ln2.'),
+    (r'^blocks\.(\d+)\.attn\.', r'layers.\1.attn.'),
+    (r'^blocks\.(\d+)\.mlp\.fc1\.', r'layers.\1.ffn.layers.0.0.'),
+    (r'^blocks\.(\d+)\.mlp\.fc2\.', r'layers.\1.ffn.layers.1.'),
+    (r'^norm\.', 'ln1.'),
+    (r'^fc_norm\.', 'ln2.'),
+)
+
+# Keys of a classification readout that a backbone may lack without the checkpoint being
+# from another model: the classifier, and final norms the backbone was built without.
+READOUT_KEY = re.compile(r'^(head|ln1|ln2)\.')
+
+
+def is_timm_layout(keys: Iterable[str]) -> bool:
+    """True for a state dict in the reference's (timm) layout."""
+    return any(key.startswith('blocks.') for key in keys)
+
+
+def convert_timm_key(key: str) -> str:
+    """One reference (timm) key in this project's layout; unknown keys come back unchanged."""
+    for pattern, repl in _TIMM_TO_MM:
+        new, count = re.subn(pattern, repl, key)
+        if count:
+            return new
+    return key
+
+
+def convert_timm_state_dict(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
+    """A reference (timm-layout) state dict in this project's backbone layout.
+
+    The classifier (``head.*``) keeps its name; see
+    ``tools/model_converters/locat_timm2mm.py`` for a whole-classifier conversion.
+    """
+    return OrderedDict((convert_timm_key(k), v) for k, v in state_dict.items())
+
+
+def unwrap_state_dict(checkpoint: dict) -> Dict[str, Tensor]:
+    """The state dict inside a checkpoint file's object (mmengine, timm or DeiT style)."""
+    for key in ('state_dict', 'model', 'module'):
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
+            return checkpoint[key]
+    if not isinstance(checkpoint, dict):
+        raise TypeError(f'a checkpoint must hold a dict, got {type(checkpoint).__name__}')
+    return checkpoint
+
+
+def select_prefix(state_dict: Dict[str, Tensor],
+                  prefix: Optional[str]) -> Dict[str, Tensor]:
+    """Keys under ``prefix`` with it stripped.
+
+    With ``prefix=None``, a checkpoint of a whole OpenMMLab model (keys ``backbone.*``) gives its
+    backbone, and any other state dict is taken as it is.
+    """
+    if prefix is None:
+        prefix = 'backbone.' if any(k.startswith('backbone.') for k in state_dict) else ''
+    if not prefix:
+        return dict(state_dict)
+    if not prefix.endswith('.'):
+        prefix += '.'
+    picked = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    if not picked:
+        raise ValueError(f'the checkpoint has no key starting with {prefix!r}; '
+                         'set `prefix` in init_cfg to where the backbone is stored')
+    return picked
+
+
+def mismatched_keys(model_keys: Iterable[str],
+                    ckpt_keys: Iterable[str]) -> Tuple[list, list]:
+    """Missing and unexpected keys of a backbone checkpoint, readout keys excused."""
+    model_keys, ckpt_keys = set(model_keys), set(ckpt_keys)
+    missing = sorted(model_keys - ckpt_keys)
+    unexpected = sorted(k for k in ckpt_keys - model_keys if not READOUT_KEY.match(k))
+    return missing, unexpected
+
+
+def describe_mismatch(missing: list, unexpected: list, source: str, limit: int = 12) -> str:
+    """An error message naming the keys that do not fit and what to do about it."""
+
+    def listing(keys):
+        shown = ', '.join(keys[:limit])
+        return shown + (f' ... ({len(keys)} in all)' if len(keys) > limit else '')
+
+    lines = [f'{source} does not fit this LocAtViT.']
+    if missing:
+        lines.append(f'Missing keys: {listing(missing)}.')
+    if unexpected:
+        lines.append(f'Unexpected keys: {listing(unexpected)}.')
+    if any('.gaug.' in k for k in missing):
+        lines.append('The checkpoint has no GAug weights: it is a plain ViT; build the '
+                     'backbone with gaug=False, or start LocAtViT from it with '
+                     'init_cfg=dict(type=\'Pretrained\', checkpoint=..., strict=False).')
+    elif any('.gaug.' in k for k in unexpected):
+        lines.append('The checkpoint has GAug weights: build the backbone with gaug=True.')
+    else:
+        lines.append('Check `arch` (width, depth, heads) and `prefix` against the checkpoint.')
+    return ' '.join(lines)
+
+
+# Keys of a reference (timm) ViT/LocAtViT classifier besides the blocks: embeddings, final
+# norms, the linear classifier, register tokens. Anything else (q/k norms, distillation heads,
+# attention pooling) belongs to a model this project does not implement.
+_TIMM_CLASSIFIER_KEY = re.compile(
+    r'^(cls_token|reg_token|pos_embed|patch_embed\.proj\.(weight|bias)|(norm|fc_norm|head)\.(weight|bias)'
+    r'|blocks\.\d+\.(norm1|norm2|attn\.qkv|attn\.proj|attn\.gaug\.log_var|attn\.gaug\.log_alpha'
+    r'|mlp\.fc1|mlp\.fc2)\.(weight|bias))$')
+
+# Where mmpretrain's VisionTransformerClsHead keeps its linear classifier.
+MM_HEAD_PREFIX = 'head.layers.head.'
+
+
+def convert_timm_classifier(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
+    """A reference (timm-layout) LocAtViT/ViT classifier in this project's classifier layout.
+
+    The layout is that of an mmpretrain ``ImageClassifier`` with a ``LocAtViT`` backbone and a
+    ``VisionTransformerClsHead``: backbone keys get ``backbone.`` (after
+    :func:`convert_timm_state_dict`) and ``head.{weight,bias}`` become
+    ``head.layers.head.{weight,bias}``.
+
+    Args:
+        state_dict (dict[str, Tensor]): The reference's state dict (SPEC section 4).
+
+    Returns:
+        OrderedDict[str, Tensor]: The same tensors under the classifier's key names.
+
+    Raises:
+        ValueError: The state dict is not a timm-layout ViT/LocAtViT (no ``blocks.*``, no
+            patch embedding, or keys of another architecture).
+    """
+    keys = list(state_dict)
+    if not is_timm_layout(keys) or 'patch_embed.proj.weight' not in state_dict:
+        raise ValueError(
+            'not a LocAtViT/ViT checkpoint in the reference (timm) layout: expected keys '
+            f'blocks.*, patch_embed.proj.weight (SPEC section 4); got {keys[:6]} ...')
+    foreign = [k for k in keys if not _TIMM_CLASSIFIER_KEY.match(k)]
+    if foreign:
+        raise ValueError(
+            f'the checkpoint has keys no LocAtViT/ViT classifier has: {foreign[:8]}'
+            f'{" ..." if len(foreign) > 8 else ""} ({len(foreign)} in all); it is another '
+            'architecture (e.g. with q/k norm or a distillation head).')
+    converted = OrderedDict()
+    for key, value in state_dict.items():
+        if key.startswith('head.'):
+            converted[MM_HEAD_PREFIX + key[len('head.'):]] = value
+        else:
+            converted['backbone.' + convert_timm_key(key)] = value
+    return converted
+
+
+def classifier_meta(state_dict: Dict[str, Tensor], source: str) -> dict:
+    """What a config needs to know about a converted checkpoint (read from the tensors).
+
+    Args:
+        state_dict (dict[str, Tensor]): The converted state dict.
+        source (str): Path of the original checkpoint.
+
+    Returns:
+        dict: source, GAug present, width, depth, number of classes.
+    """
+    layers = {k.split('.')[2] for k in state_dict if k.startswith('backbone.layers.')}
+    head = state_dict.get('head.layers.head.weight')
+    return dict(
+        source=osp.abspath(source),
+        converter='locat_mm.models.ckpt_convert.convert_timm_classifier_file',
+        gaug=any('.attn.gaug.' in k for k in state_dict),
+        embed_dims=int(state_dict['backbone.patch_embed.projection.weight'].shape[0]),
+        num_layers=len(layers),
+        num_classes=None if head is None else int(head.shape[0]))
+
+
+def convert_timm_classifier_file(src: str, dst: str) -> dict:
+    """Reads ``src``, converts it and writes ``dst`` atomically; returns the meta dict.
+
+    Raises:
+        ValueError: ``dst`` is ``src``, or ``src`` is not a timm-layout LocAtViT/ViT.
+    """
+    if osp.exists(dst) and osp.samefile(src, dst):
+        raise ValueError(f'refusing to overwrite the source checkpoint {src}: pick another DST')
+    raw = load_checkpoint(src)
+    state_dict = convert_timm_classifier(unwrap_state_dict(raw))
+    meta = classifier_meta(state_dict, src)
+    out_dir = osp.dirname(osp.abspath(dst))
+    os.makedirs(out_dir, exist_ok=True)
+    # Written next to DST and renamed, so an interrupted run never leaves a truncated DST.
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix='.locat_timm2mm_', suffix='.pth')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save({'state_dict': state_dict, 'meta': meta}, f)
+        os.replace(tmp, dst)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return meta

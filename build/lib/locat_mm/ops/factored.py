@@ -1,0 +1,215 @@
+"""Exact GAug attention from the bias's separable per-query terms, chunked (memory-lean)."""
+import math
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .cpu import fused_cpu_ops
+from .gaussian import GaussianTerms
+
+# Elements of one (rows x keys) score chunk in the factored backward pass; bounds the transient
+# memory of a layer's backward to a few such chunks (32 MiB each in float32).
+_CHUNK_ELEMENTS = 1 << 20
+# The forward pass holds one additive-mask chunk at a time (16 MiB in float32); the
+# scaled-dot-product kernel re-reads all keys and values per chunk, so these are larger.
+_FORWARD_CHUNK_ELEMENTS = 1 << 22
+
+
+def _add_factored_bias(scores: Tensor, row_factor: Tensor, col_factor: Tensor,
+                       rows: slice, num_prefix: int) -> None:
+    """Adds the bias of query rows ``rows`` to ``scores`` (B, heads, len(rows), P + N) in place.
+
+    ``addcmul_`` multiplies the two factors straight into the score block, so no N x N
+    temporary is made.
+    """
+    block, row, col = _patch_block(scores, row_factor, col_factor, rows, num_prefix)
+    if block is not None:
+        block.addcmul_(row, col)
+
+
+def _bias_mask(q: Tensor, row_factor: Tensor, col_factor: Tensor, rows: slice,
+               num_prefix: int, storage: Optional[Tensor] = None) -> Tensor:
+    """The additive mask (B, heads, len(rows), P + N) of query rows ``rows``, in q's dtype.
+
+    Written into ``storage`` (a flat tensor at least that large) when given: reusing one
+    buffer for all chunks of a layer spares fresh pages, whose first touch costs more than
+    writing the mask.
+    """
+    shape = q.shape[:-2] + (rows.stop - rows.start, q.shape[-2])
+    if storage is None:
+        mask = q.new_empty(shape)
+    else:
+        mask = storage[:math.prod(shape)].view(shape)
+    block, row, col = _patch_block(mask, row_factor, col_factor, rows, num_prefix)
+    if block is None:
+        return mask.zero_()
+    torch.mul(row, col, out=block)  # written in place: one pass, no temporary
+    prefix_rows = mask.shape[-2] - block.shape[-3]
+    mask[..., :prefix_rows, :].zero_()
+    mask[..., prefix_rows:, :num_prefix].zero_()
+    return mask
+
+
+def _patch_block(scores: Tensor, row_factor: Tensor, col_factor: Tensor, rows: slice,
+                 num_prefix: int) -> Tuple[Optional[Tensor], Tensor, Tensor]:
+    """The patch-to-patch part of a score chunk as (B, heads, n, H, W), with the matching
+    (B, heads, n, H, 1) and (B, heads, n, 1, W) factors; ``None`` if the chunk has no patch
+    query."""
+    start = max(rows.start, num_prefix)
+    patch_rows = slice(start - num_prefix, rows.stop - num_prefix)
+    H, W = row_factor.shape[-1], col_factor.shape[-1]
+    if start >= rows.stop:
+        return None, row_factor, col_factor
+    block = scores[..., start - rows.start:, num_prefix:].unflatten(-1, (H, W))
+    return (block, row_factor[..., patch_rows, :, None].to(scores.dtype),
+            col_factor[..., patch_rows, None, :].to(scores.dtype))
+
+
+def _accumulate(total: Optional[Tensor], part: Tensor) -> Tensor:
+    return part if total is None else total.add_(part)
+
+
+def _row_chunks(q: Tensor, elements: Optional[int] = None) -> range:
+    """Start rows of query chunks whose (rows x keys) block has about ``elements`` entries
+    (default ``_CHUNK_ELEMENTS``)."""
+    B, heads, L, _ = q.shape
+    elements = _CHUNK_ELEMENTS if elements is None else elements
+    return range(0, L, max(1, elements // max(1, B * heads * L)))
+
+
+def _biased_softmax(scores: Tensor, row_factor: Tensor, col_factor: Tensor, rows: slice,
+                    num_prefix: int) -> Tensor:
+    """``softmax(scores + bias)`` of a float32 score chunk (B, heads, len(rows), P + N)."""
+    fused = fused_cpu_ops(scores, row_factor, col_factor)
+    if fused is None:
+        _add_factored_bias(scores, row_factor, col_factor, rows, num_prefix)
+        return scores.softmax(dim=-1)
+    B, heads, R, L = scores.shape
+    fused.bias_softmax_(
+        scores.view(B * heads, R, L), *_flat_factors(row_factor, col_factor), rows.start,
+        num_prefix)
+    return scores
+
+
+def _softmax_backward_factors(d_probs: Tensor, probs: Tensor, delta: Tensor,
+                              row_factor: Tensor, col_factor: Tensor, d_row: Tensor,
+                              d_col: Tensor, rows: slice, num_prefix: int) -> Tensor:
+    """Score gradient ``probs * (d_probs - delta)`` of a chunk (in place of ``d_probs``), and the
+    gradient of the chunk's patch queries' bias factors written into ``d_row`` / ``d_col``."""
+    fused = fused_cpu_ops(d_probs, probs, row_factor, col_factor)
+    if fused is None:
+        d_scores = d_probs.sub_(delta).mul_(probs)
+        block, row, col = _patch_block(d_scores, row_factor, col_factor, rows, num_prefix)
+        if block is not None:
+            patch_rows = slice(rows.stop - num_prefix - block.shape[-3], rows.stop - num_prefix)
+            # Products and sums read the strided block without copying it.
+            d_row[..., patch_rows, :] = (block * col).sum(-1)
+            d_col[..., patch_rows, :] = (block * row).sum(-2)
+        return d_scores
+    B, heads, R, L = d_probs.shape
+    fused.softmax_backward_factors_(
+        d_probs.view(B * heads, R, L), probs.view(B * heads, R, L),
+        delta.reshape(B * heads, R), *_flat_factors(row_factor, col_factor),
+        *_flat_factors(d_row, d_col), rows.start, num_prefix)
+    return d_probs
+
+
+def _flat_factors(row: Tensor, col: Tensor) -> Tuple[Tensor, Tensor]:
+    return row.flatten(0, 1), col.flatten(0, 1)
+
+
+def _chunk_scores(q_rows: Tensor, k: Tensor, acc: torch.dtype) -> Tensor:
+    """Scores of already scaled query rows against all keys, contiguous, in ``acc``."""
+    return torch.matmul(q_rows, k.transpose(-2, -1)).to(acc).contiguous()
+
+
+class _FactoredBiasedAttention(torch.autograd.Function):
+    """Gaussian-biased attention that keeps nothing N x N, nor N x H, between passes.
+
+    Forward and backward work chunk by chunk of query rows. Forward runs the fused
+    scaled-dot-product kernel with the chunk's bias as an additive mask. Backward recomputes
+    the factors and the scores (a matrix product, then one bias-and-softmax pass, fused on the
+    CPU) and reduces the score gradient straight onto the per-query terms. Saved: q, k, v, the
+    output, and the (B, heads, N, 3) terms.
+    """
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, inv_var: Tensor, amp: Tensor,
+                row_dist: Tensor, col_dist: Tensor, num_prefix: int) -> Tensor:
+        terms = GaussianTerms(inv_var, amp, row_dist, col_dist)
+        row_factor, col_factor = terms.factors()
+        L = q.shape[-2]
+        out = torch.empty_like(q)
+        chunks = _row_chunks(q, _FORWARD_CHUNK_ELEMENTS)
+        storage = q.new_empty(math.prod(q.shape[:-2]) * min(chunks.step, L) * L)
+        for start in chunks:
+            rows = slice(start, min(L, start + chunks.step))
+            mask = _bias_mask(q, row_factor, col_factor, rows, num_prefix, storage)
+            out[..., rows, :] = F.scaled_dot_product_attention(
+                q[..., rows, :], k, v, attn_mask=mask)
+        del storage
+        ctx.save_for_backward(q, k, v, out, *terms)
+        ctx.num_prefix = num_prefix
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        q, k, v, out, *saved = ctx.saved_tensors
+        terms = GaussianTerms(*saved)
+        row_factor, col_factor = terms.factors()
+        P = ctx.num_prefix
+        scale = q.shape[-1]**-0.5
+        L = q.shape[-2]
+        # One copy each up front; the matmuls below then read them in place.
+        q, k, v, grad_out = (t.contiguous() for t in (q, k, v, grad_out))
+        # Scores, softmax and accumulations in at least float32, also under autocast.
+        acc = torch.promote_types(q.dtype, torch.float32)
+        # Per query: D_i = sum_c dO_ic O_ic, the softmax backward's row term.
+        delta = (grad_out.to(acc) * out.to(acc)).sum(-1, keepdim=True)
+        dq_parts = []
+        dk = dv = None
+        d_row = torch.zeros_like(row_factor)
+        d_col = torch.zeros_like(col_factor)
+        chunks = _row_chunks(q)
+        for start in chunks:
+            rows = slice(start, min(L, start + chunks.step))
+            # Scaling the chunk's queries is cheaper than scaling its scores; dk reuses them.
+            q_rows, go = q[..., rows, :] * scale, grad_out[..., rows, :]
+            probs = _biased_softmax(
+                _chunk_scores(q_rows, k, acc), row_factor, col_factor, rows, P)
+            dv = _accumulate(dv, torch.matmul(probs.transpose(-2, -1).to(go.dtype), go).to(acc))
+            d_scores = _softmax_backward_factors(
+                torch.matmul(go, v.transpose(-2, -1)).to(acc), probs,
+                delta[..., rows, :].contiguous(), row_factor, col_factor, d_row, d_col, rows, P)
+            del probs
+            ds_lp = d_scores.to(q.dtype)
+            dq_parts.append(torch.matmul(ds_lp, k).mul_(scale))
+            dk = _accumulate(dk, torch.matmul(ds_lp.transpose(-2, -1), q_rows).to(acc))
+        dq = dq_parts[0] if len(dq_parts) == 1 else torch.cat(dq_parts, dim=-2)
+        # Chain rule through row = a * exp(Dy * inv_y) and col = exp(Dx * inv_x).
+        d_row_scaled = d_row * row_factor
+        d_inv = torch.cat([(d_row_scaled * terms.row_dist).sum(-1, keepdim=True),
+                           (d_col * col_factor * terms.col_dist).sum(-1, keepdim=True)], -1)
+        d_amp = (d_row * terms.row_gaussian()).sum(-1, keepdim=True)
+        return dq, dk.to(k.dtype), dv.to(v.dtype), d_inv, d_amp, None, None, None
+
+
+def factored_biased_attention(q: Tensor, k: Tensor, v: Tensor, terms: GaussianTerms,
+                              num_prefix: int) -> Tensor:
+    """Gaussian-biased attention from the bias's per-query terms.
+
+    Equals :func:`dense_biased_attention` with the bias of ``terms`` (``patch_bias[..., i,
+    y*W + x] = row_factor[..., i, y] * col_factor[..., i, x]``), while storing nothing larger
+    than q, k and v between forward and backward. No attention dropout.
+
+    Args:
+        q, k, v (Tensor): (B, heads, P + N, c).
+        terms (GaussianTerms): From ``GaussianAugmentation.terms``; float32.
+        num_prefix (int): P.
+
+    Returns:
+        Tensor: (B, heads, P + N, c).
+    """
+    return _FactoredBiasedAttention.apply(q, k, v, *terms, num_prefix)

@@ -1,4 +1,0 @@
-from .locat_swin import LocAtSwin
-from .locat_vit import LocAtViT
-
-__all__ = ['LocAtViT', 'LocAtSwin']

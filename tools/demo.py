@@ -126,8 +126,6 @@ def main(argv=None) -> dict:
     options = {}
     for loader in launch.DATALOADERS:
         options[f'{loader}.dataset.data_root'] = args.data_root
-    if checkpoint:
-        options['model.backbone.init_cfg'] = dict(type='Pretrained', checkpoint=checkpoint)
     if args.max_iters:
         options.update(_iteration_options(args.max_iters, 50))
     # Paint every n-th validation image during the final validation.
@@ -136,6 +134,10 @@ def main(argv=None) -> dict:
         DATASET['num_val'] // max(args.num_overlays, 1), 1)
     options.update(args.cfg_options or {})
     cfg = launch.load_config(CONFIG, options, args.work_dir, 'none')
+    if checkpoint:
+        # Stage 2 starts from stage 1's backbone (the config's init_cfg is None: a dict cannot
+        # be merged into it through options).
+        cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=checkpoint)
 
     from locat_mm.seg.checks import validate_config
     validate_config(cfg)

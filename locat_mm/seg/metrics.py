@@ -17,8 +17,8 @@ class ClassIoUMetric(IoUMetric):
     ``runner.train()``/``runner.test()``, not only the printed table.
     """
 
-    def __init__(self, **kwargs) -> None:
-        if kwargs.get('iou_metrics', ['mIoU']) != ['mIoU']:
+    def __init__(self, iou_metrics: Sequence[str] = ('mIoU', ), **kwargs) -> None:
+        if list(iou_metrics) != ['mIoU']:
             raise ValueError("ClassIoUMetric adds per-class IoU to iou_metrics=['mIoU'] only; "
                              'use mmseg IoUMetric for the other metrics.')
         super().__init__(iou_metrics=['mIoU'], **kwargs)

@@ -28,7 +28,7 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('tests', 'configs', 'tools')),
     # The fused CPU attention passes are compiled from source on first use.
-    package_data={'locat_mm': ['models/utils/csrc/*.cpp']},
+    package_data={'locat_mm': ['ops/cpu/*.cpp']},
     python_requires='>=3.10',
     install_requires=read_requirements('runtime.txt'),
     extras_require={'tests': read_requirements('tests.txt')},

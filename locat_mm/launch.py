@@ -166,7 +166,7 @@ def classifier_checkpoint(path: str, work_dir: str) -> str:
     An authors' checkpoint (timm layout) is converted once into ``work_dir`` (see
     ``tools/model_converters/locat_timm2mm.py``); any other checkpoint is used as it is.
     """
-    from locat_mm.models.utils.checkpoint import (convert_timm_classifier_file,
+    from locat_mm.models.ckpt_convert import (convert_timm_classifier_file,
                                                   is_timm_layout, unwrap_state_dict)
     if not osp.isfile(path):
         return path  # a URL, or missing: the Runner's loader reports it

@@ -15,8 +15,8 @@ from test_cls_configs import tiny_classifier_cfg
 import locat_mm  # noqa: F401
 from locat_mm.datasets import (CLS_CLASSES, SEG_CLASSES, make_synthetic_classification,
                                make_synthetic_segmentation)
-from locat_mm.models.utils.checkpoint import convert_timm_state_dict
-from locat_mm.models.utils.embed import resize_pos_embed
+from locat_mm.models.ckpt_convert import convert_timm_state_dict
+from locat_mm.layers.patch_embed import resize_pos_embed
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import torch
 
 from conftest import REPO
 
-from locat_mm.models.utils.checkpoint import convert_timm_classifier
+from locat_mm.models.ckpt_convert import convert_timm_classifier
 
 TOOL = osp.join(REPO, 'tools', 'model_converters', 'locat_timm2mm.py')
 

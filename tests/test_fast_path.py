@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from locat_mm import LocAtViT
-from locat_mm.models.utils import (GaussianAugmentation, LocAtAttention, dense_biased_attention,
-                                   factored_biased_attention)
-from locat_mm.models.utils import flex as flex_module
-from locat_mm.models.utils import transformer as transformer_module
-from locat_mm.models.utils.flex import flex_biased_attention, flex_supported
+from locat_mm.layers import GaussianAugmentation, LocAtAttention
+from locat_mm.layers import attention as transformer_module
+from locat_mm.ops import cuda as flex_module
+from locat_mm.ops import dense_biased_attention, factored_biased_attention
+from locat_mm.ops.cuda import flex_biased_attention, flex_supported
 
 BASE_GRID = (14, 14)  # a model built for 224 px
 HEAD_DIM = 16

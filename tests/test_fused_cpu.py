@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-import locat_mm.models.utils.attention as attention
-from locat_mm.models.utils import GaussianAugmentation, dense_biased_attention
-from locat_mm.models.utils.fused_cpu import fused_cpu_ops
+import locat_mm.ops.factored as attention
+from locat_mm.layers import GaussianAugmentation
+from locat_mm.ops import dense_biased_attention
+from locat_mm.ops.cpu import fused_cpu_ops
 
 
 def test_extension_builds_here():

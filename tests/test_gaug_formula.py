@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from locat_mm import LocAtViT
-from locat_mm.models.utils import GaussianAugmentation, LocAtAttention
+from locat_mm.layers import GaussianAugmentation, LocAtAttention
 
 
 def spec_bias(s: np.ndarray, t: np.ndarray, grid, base_grid) -> np.ndarray:

@@ -193,7 +193,7 @@ def test_tools_with_an_mmpretrain_config(tmp_path):
 def test_tools_test_reads_an_authors_checkpoint(reference_fixture, tmp_path):
     """tools/test.py evaluates a timm-layout classifier as it is (converted on the fly)."""
     import torch
-    from locat_mm.models.utils.checkpoint import convert_timm_classifier
+    from locat_mm.models.ckpt_convert import convert_timm_classifier
     root = str(tmp_path / 'cls')
     make_synthetic_classification(root, num_train=2, num_val=6, size=32)
     config = tmp_path / 'authors_cls.py'

@@ -66,8 +66,8 @@ def test_png_layout_with_baseline(vis, tmp_path, image):
 def test_maps_of_reference_checkpoint(vis, tmp_path, reference_fixture):
     """The authors' (timm-layout) weights load; bias peaks at the query; attention is a
     distribution over keys whose patch part matches the model's own attention."""
-    from locat_mm.models.utils.attention import pad_prefix
-    from locat_mm.models.utils.checkpoint import convert_timm_classifier
+    from locat_mm.ops import pad_prefix
+    from locat_mm.models.ckpt_convert import convert_timm_classifier
 
     cfg = tiny_classifier_cfg('locat_vit_t_in1k', num_classes=10)
     cfg.model.backbone.update(

@@ -8,7 +8,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from torch import Tensor
 
-from ..models.utils.transformer import LocAtAttention
+from ..layers import LocAtAttention
 
 # callback(layer_index, attention_module, q, k, grid, num_prefix); q, k: (B, heads, P + N, c).
 ProbeCallback = Callable[[int, LocAtAttention, Tensor, Tensor, Tuple[int, int], int], None]

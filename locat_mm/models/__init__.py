@@ -1,3 +1,3 @@
-from .backbones import LocAtViT
+from .backbones import LocAtSwin, LocAtViT
 
-__all__ = ['LocAtViT']
+__all__ = ['LocAtViT', 'LocAtSwin']

@@ -25,9 +25,9 @@ from torch import Tensor  # noqa: E402
 
 import locat_mm  # noqa: E402,F401  (registers LocAtViT, applies the stack fixes)
 from locat_mm.engine.hooks import AttentionProbe, attention_layers  # noqa: E402
-from locat_mm.models.utils.checkpoint import (convert_timm_classifier,  # noqa: E402
+from locat_mm.models.ckpt_convert import (convert_timm_classifier,  # noqa: E402
                                               is_timm_layout, unwrap_state_dict)
-from locat_mm.models.utils.transformer import LocAtAttention  # noqa: E402
+from locat_mm.layers import LocAtAttention  # noqa: E402
 
 # Per layer, per query: (bias map (H, W) or None without GAug, attention map (H, W)).
 LayerMaps = Dict[int, List[Tuple[Optional[np.ndarray], np.ndarray]]]

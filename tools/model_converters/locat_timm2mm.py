@@ -11,7 +11,7 @@ DST holds ``{'state_dict': ..., 'meta': ...}`` with keys ``backbone.*`` and
 import argparse
 import sys
 
-from locat_mm.models.utils.checkpoint import convert_timm_classifier_file
+from locat_mm.models.ckpt_convert import convert_timm_classifier_file
 
 
 def main() -> int:

@@ -1,3 +1,4 @@
+from .locat_swin import LocAtSwin
 from .locat_vit import LocAtViT
 
-__all__ = ['LocAtViT']
+__all__ = ['LocAtViT', 'LocAtSwin']

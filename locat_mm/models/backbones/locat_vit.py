@@ -11,11 +11,9 @@ from mmengine.model.weight_init import trunc_normal_
 from mmengine.runner.checkpoint import _load_checkpoint
 from torch import Tensor
 
-from ..utils.attention import parameter_free_attention
-from ..utils.checkpoint import (convert_timm_state_dict, describe_mismatch, is_timm_layout,
-                                mismatched_keys, select_prefix, unwrap_state_dict)
-from ..utils.embed import PadPatchEmbed, resize_pos_embed
-from ..utils.transformer import LocAtEncoderLayer
+from ...layers import LocAtEncoderLayer, PadPatchEmbed, parameter_free_attention, resize_pos_embed
+from ..ckpt_convert import (convert_timm_state_dict, describe_mismatch, is_timm_layout,
+                            mismatched_keys, select_prefix, unwrap_state_dict)
 
 
 def _to_2tuple(x: Union[int, Sequence[int]]) -> Tuple[int, int]:
@@ -44,6 +42,13 @@ class LocAtViT(BaseModule):
             ``patch_size``; ``'avg_featmap'`` (B, C); ``'raw'`` (B, P + H*W, C).
         final_norm (bool): Keep the final LayerNorm (``ln1``), applied to the last block.
         with_cls_token (bool): Prepend a class token.
+        num_register_tokens (int): Register tokens K (Darcet et al.), prepended after the class
+            token. As in the authors' RegViT (timm ``reg_tokens=K, no_embed_class=True``): with
+            K > 0 the position embedding covers the patches only, and the class and register
+            tokens are prepended after it is added. All 1 + K prefix tokens are prefix for GAug
+            (zero bias rows and columns); PRR runs over all tokens; dense outputs drop them.
+        with_pos_embed (bool): Learn an absolute position embedding. With False there is none
+            (no ``pos_embed`` key) and GAug is the only positional signal.
         gaug (bool): Gaussian-augmented attention in every block.
         prr (bool): Patch representation refinement before pooling (``cls_token`` and
             ``avg_featmap`` outputs of the last block only; dense outputs never get it).
@@ -80,6 +85,8 @@ class LocAtViT(BaseModule):
                  out_type: str = 'cls_token',
                  final_norm: bool = True,
                  with_cls_token: bool = True,
+                 num_register_tokens: int = 0,
+                 with_pos_embed: bool = True,
                  gaug: bool = True,
                  prr: bool = True,
                  gaug_impl: str = 'factored',
@@ -112,7 +119,14 @@ class LocAtViT(BaseModule):
             raise ValueError('out_type="cls_token" needs with_cls_token=True')
         self.out_type = out_type
         self.with_cls_token = with_cls_token
-        self.num_extra_tokens = int(with_cls_token)
+        if num_register_tokens < 0:
+            raise ValueError(f'num_register_tokens must be >= 0, got {num_register_tokens}')
+        self.num_register_tokens = num_register_tokens
+        # Prefix tokens (class + registers): GAug leaves them out, dense outputs drop them.
+        self.num_extra_tokens = int(with_cls_token) + num_register_tokens
+        # Prefix tokens the position embedding covers: the class token as in mmpretrain, none
+        # with registers (the authors' RegViT embeds patches only).
+        self.num_pos_prefix = 0 if num_register_tokens else int(with_cls_token)
         self.gaug = gaug
         self.prr = prr
         self.interpolate_mode = interpolate_mode
@@ -120,9 +134,12 @@ class LocAtViT(BaseModule):
         self.patch_embed = PadPatchEmbed(in_channels, self.embed_dims, patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims)) \
             if with_cls_token else None
+        self.reg_token = nn.Parameter(torch.zeros(1, num_register_tokens, self.embed_dims)) \
+            if num_register_tokens else None
         num_patches = self.patch_resolution[0] * self.patch_resolution[1]
         self.pos_embed = nn.Parameter(
-            torch.zeros(1, num_patches + self.num_extra_tokens, self.embed_dims))
+            torch.zeros(1, num_patches + self.num_pos_prefix, self.embed_dims)) \
+            if with_pos_embed else None
         self.drop_after_pos = nn.Dropout(p=drop_rate)
         self._register_load_state_dict_pre_hook(self._adapt_state_dict)
 
@@ -190,9 +207,11 @@ class LocAtViT(BaseModule):
             return
         super().init_weights()
         if self.init_cfg is None:
-            trunc_normal_(self.pos_embed, std=.02)
-            if self.cls_token is not None:
-                nn.init.normal_(self.cls_token, std=1e-6)
+            if self.pos_embed is not None:
+                trunc_normal_(self.pos_embed, std=.02)
+            for token in (self.cls_token, self.reg_token):
+                if token is not None:
+                    nn.init.normal_(token, std=1e-6)
             for m in self.modules():
                 if isinstance(m, nn.Linear):
                     trunc_normal_(m.weight, std=.02)
@@ -243,18 +262,18 @@ class LocAtViT(BaseModule):
                     {k: state_dict.pop(full) for k, full in own.items()}).items():
                 state_dict[prefix + key] = value
         name = prefix + 'pos_embed'
-        if name not in state_dict:
+        if name not in state_dict or self.pos_embed is None:
             return
         pos_embed = state_dict[name]
         if not self.with_cls_token and pos_embed.shape[1] == self.pos_embed.shape[1] + 1:
             pos_embed = pos_embed[:, 1:]
         if pos_embed.shape != self.pos_embed.shape:
-            side = int(round((pos_embed.shape[1] - self.num_extra_tokens)**0.5))
+            side = int(round((pos_embed.shape[1] - self.num_pos_prefix)**0.5))
             MMLogger.get_current_instance().info(
                 f'Resize the pos_embed shape from {tuple(pos_embed.shape)} to '
                 f'{tuple(self.pos_embed.shape)}.')
             pos_embed = resize_pos_embed(pos_embed, (side, side), self.patch_resolution,
-                                         self.interpolate_mode, self.num_extra_tokens)
+                                         self.interpolate_mode, self.num_pos_prefix)
         state_dict[name] = pos_embed
 
     # ------------------------------------------------------------------ training state
@@ -263,9 +282,9 @@ class LocAtViT(BaseModule):
         frozen += list(self.layers[:self.frozen_stages])
         if self.frozen_stages >= self.num_layers:
             frozen += [getattr(self, name) for name in ('ln1', 'ln2') if hasattr(self, name)]
-        self.pos_embed.requires_grad = False
-        if self.cls_token is not None:
-            self.cls_token.requires_grad = False
+        for param in (self.pos_embed, self.cls_token, self.reg_token):
+            if param is not None:
+                param.requires_grad = False
         for module in frozen:
             module.eval()
             for param in module.parameters():
@@ -288,7 +307,7 @@ class LocAtViT(BaseModule):
         if not param_name.startswith(prefix):
             return num_depths - 1, num_depths
         name = param_name[len(prefix):]
-        if name in ('cls_token', 'pos_embed') or name.startswith('patch_embed'):
+        if name in ('cls_token', 'reg_token', 'pos_embed') or name.startswith('patch_embed'):
             return 0, num_depths
         if name.startswith('layers.'):
             return int(name.split('.')[1]) + 1, num_depths
@@ -296,12 +315,21 @@ class LocAtViT(BaseModule):
 
     # ------------------------------------------------------------------ forward
     def embed(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
-        """Images (B, C_in, H, W) -> tokens (B, P + H'*W', C) with position embedding."""
+        """Images (B, C_in, H, W) -> tokens (B, P + H'*W', C) with position embedding.
+
+        Token order: class token, register tokens, patches (row-major).
+        """
         x, grid = self.patch_embed(x)
-        if self.cls_token is not None:
-            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
-        x = x + resize_pos_embed(self.pos_embed, self.patch_resolution, grid,
-                                 self.interpolate_mode, self.num_extra_tokens)
+        prefix = [token.expand(x.shape[0], -1, -1)
+                  for token in (self.cls_token, self.reg_token) if token is not None]
+        x = torch.cat(prefix + [x], dim=1)
+        if self.pos_embed is not None:
+            pos_embed = resize_pos_embed(self.pos_embed, self.patch_resolution, grid,
+                                         self.interpolate_mode, self.num_pos_prefix)
+            # With registers the embedding skips every prefix token (num_pos_prefix = 0).
+            covered = x.shape[1] - pos_embed.shape[1]
+            x = torch.cat([x[:, :covered], x[:, covered:] + pos_embed], dim=1) \
+                if covered else x + pos_embed
         return self.drop_after_pos(x), grid
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:

@@ -112,10 +112,10 @@ def describe_mismatch(missing: list, unexpected: list, source: str, limit: int =
 
 
 # Keys of a reference (timm) ViT/LocAtViT classifier besides the blocks: embeddings, final
-# norms and the linear classifier. Anything else (q/k norms, registers, distillation heads,
+# norms, the linear classifier, register tokens. Anything else (q/k norms, distillation heads,
 # attention pooling) belongs to a model this project does not implement.
 _TIMM_CLASSIFIER_KEY = re.compile(
-    r'^(cls_token|pos_embed|patch_embed\.proj\.(weight|bias)|(norm|fc_norm|head)\.(weight|bias)'
+    r'^(cls_token|reg_token|pos_embed|patch_embed\.proj\.(weight|bias)|(norm|fc_norm|head)\.(weight|bias)'
     r'|blocks\.\d+\.(norm1|norm2|attn\.qkv|attn\.proj|attn\.gaug\.log_var|attn\.gaug\.log_alpha'
     r'|mlp\.fc1|mlp\.fc2)\.(weight|bias))$')
 
@@ -151,7 +151,7 @@ def convert_timm_classifier(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, 
         raise ValueError(
             f'the checkpoint has keys no LocAtViT/ViT classifier has: {foreign[:8]}'
             f'{" ..." if len(foreign) > 8 else ""} ({len(foreign)} in all); it is another '
-            'architecture (e.g. with q/k norm, registers or a distillation head).')
+            'architecture (e.g. with q/k norm or a distillation head).')
     converted = OrderedDict()
     for key, value in state_dict.items():
         if key.startswith('head.'):
@@ -175,7 +175,7 @@ def classifier_meta(state_dict: Dict[str, Tensor], source: str) -> dict:
     head = state_dict.get('head.layers.head.weight')
     return dict(
         source=osp.abspath(source),
-        converter='locat_mm.models.utils.checkpoint.convert_timm_classifier_file',
+        converter='locat_mm.models.ckpt_convert.convert_timm_classifier_file',
         gaug=any('.attn.gaug.' in k for k in state_dict),
         embed_dims=int(state_dict['backbone.patch_embed.projection.weight'].shape[0]),
         num_layers=len(layers),

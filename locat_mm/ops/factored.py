@@ -1,4 +1,4 @@
-"""Attention kernels of LocAtViT: Gaussian-biased attention (dense and factored) and PRR."""
+"""Exact GAug attention from the bias's separable per-query terms, chunked (memory-lean)."""
 import math
 from typing import Optional, Tuple
 
@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .fused_cpu import fused_cpu_ops
-from .gaug import GaussianTerms
+from .cpu import fused_cpu_ops
+from .gaussian import GaussianTerms
 
 # Elements of one (rows x keys) score chunk in the factored backward pass; bounds the transient
 # memory of a layer's backward to a few such chunks (32 MiB each in float32).
@@ -15,37 +15,6 @@ _CHUNK_ELEMENTS = 1 << 20
 # The forward pass holds one additive-mask chunk at a time (16 MiB in float32); the
 # scaled-dot-product kernel re-reads all keys and values per chunk, so these are larger.
 _FORWARD_CHUNK_ELEMENTS = 1 << 22
-
-
-def pad_prefix(patch_bias: Tensor, num_prefix: int) -> Tensor:
-    """Zero-pads a (B, heads, N, N) patch bias to (B, heads, P + N, P + N) for P prefix tokens."""
-    if num_prefix == 0:
-        return patch_bias
-    return F.pad(patch_bias, (num_prefix, 0, num_prefix, 0))
-
-
-def dense_biased_attention(q: Tensor,
-                           k: Tensor,
-                           v: Tensor,
-                           patch_bias: Tensor,
-                           num_prefix: int,
-                           dropout_p: float = 0.0) -> Tensor:
-    """``softmax(q k^T / sqrt(c) + B) v``, every tensor materialised: the reference formulation.
-
-    Args:
-        q, k, v (Tensor): (B, heads, P + N, c).
-        patch_bias (Tensor): (B, heads, N, N) bias between patch tokens.
-        num_prefix (int): P, the tokens (class token, registers) that get no bias.
-        dropout_p (float): Dropout on the attention weights.
-
-    Returns:
-        Tensor: (B, heads, P + N, c).
-    """
-    logits = (q @ k.transpose(-2, -1)) * (q.shape[-1]**-0.5)
-    logits = logits.float() + pad_prefix(patch_bias.float(), num_prefix)
-    attn = logits.softmax(dim=-1).to(v.dtype)
-    attn = F.dropout(attn, p=dropout_p, training=dropout_p > 0)
-    return attn @ v
 
 
 def _add_factored_bias(scores: Tensor, row_factor: Tensor, col_factor: Tensor,
@@ -244,19 +213,3 @@ def factored_biased_attention(q: Tensor, k: Tensor, v: Tensor, terms: GaussianTe
         Tensor: (B, heads, P + N, c).
     """
     return _FactoredBiasedAttention.apply(q, k, v, *terms, num_prefix)
-
-
-def parameter_free_attention(x: Tensor, num_heads: int) -> Tensor:
-    """PRR: one multi-head self-attention with no weights, ``softmax(x x^T / sqrt(c)) x``.
-
-    Args:
-        x (Tensor): Tokens, (B, L, C); C must divide into ``num_heads``.
-        num_heads (int): Heads to split the channels into.
-
-    Returns:
-        Tensor: (B, L, C).
-    """
-    B, L, C = x.shape
-    heads = x.reshape(B, L, num_heads, C // num_heads).transpose(1, 2)
-    out = F.scaled_dot_product_attention(heads, heads, heads)
-    return out.transpose(1, 2).reshape(B, L, C)

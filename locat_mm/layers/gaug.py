@@ -1,67 +1,13 @@
-"""GAug: the learnable per-query Gaussian bias of LocAtViT's attention (SPEC section 1)."""
+"""GAug: the module that predicts LocAtViT's per-query Gaussian bias (SPEC section 1)."""
 import math
-from functools import lru_cache
-from typing import NamedTuple, Tuple
+from typing import Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-# float16's largest finite value is 65504: the reference keeps exponents above -6550 and
-# distance/eps^2 ratios below 32500 so that its float16 path stays finite.
-_DIST_FLOOR = -6550.0
-_EPS_RATIO_LIMIT = 32500.0
-_EXP_FLOOR = -87.0
-
-
-def gaug_eps(base_grid: Tuple[int, int]) -> float:
-    """The variance offset ``eps`` of SPEC section 1; depends on the model's grid only."""
-    half_span = 0.5 * (max(base_grid) - 1)**2
-    eps = 0.1
-    while half_span / eps**2 > _EPS_RATIO_LIMIT:
-        eps *= 2
-    return eps
-
-
-@lru_cache(maxsize=64)
-def _axis_distance(length: int, floor: float, device: torch.device) -> Tensor:
-    """(length, length) table of ``max(-0.5 (i - j)^2, floor)`` along one grid axis."""
-    pos = torch.arange(length, device=device, dtype=torch.float32)
-    return (-0.5 * (pos[:, None] - pos[None, :])**2).clamp_min(floor)
-
-
-def _exp_flushed(exponent: Tensor) -> Tensor:
-    """``exp`` of non-positive exponents, those below float32's normal range clamped to it.
-
-    exp(-87.3) is float32's smallest normal number: below it results are denormal, which CPUs
-    compute up to a hundred times slower, and which are 0 to within 1e-38 anyway.
-    """
-    return torch.exp(exponent.clamp_min(_EXP_FLOOR))
-
-
-class GaussianTerms(NamedTuple):
-    """What GAug's bias is made of, per query; all float32.
-
-    ``inv_var`` (B, heads, N, 2) is ``1 / (v + eps)`` per axis (rows, columns), ``amp``
-    (B, heads, N, 1) the amplitude, ``row_dist`` (N, H) and ``col_dist`` (N, W) the clamped
-    half squared distances from each query's row / column to every row / column.
-    """
-    inv_var: Tensor
-    amp: Tensor
-    row_dist: Tensor
-    col_dist: Tensor
-
-    def row_gaussian(self) -> Tensor:
-        """``exp(Dy(y_i, y) / (vy_i + eps))``, (B, heads, N, H)."""
-        return _exp_flushed(self.row_dist * self.inv_var[..., 0:1])
-
-    def factors(self) -> Tuple[Tensor, Tensor]:
-        """``row_factor[..., i, y] = a_i exp(Dy(y_i, y) / (vy_i + eps))`` (B, heads, N, H) and
-        ``col_factor[..., i, x] = exp(Dx(x_i, x) / (vx_i + eps))`` (B, heads, N, W)."""
-        row = self.amp * self.row_gaussian()
-        col = _exp_flushed(self.col_dist * self.inv_var[..., 1:2])
-        return row, col
+from ..ops.gaussian import DIST_FLOOR, GaussianTerms, axis_distance, gaug_eps
 
 
 class GaussianAugmentation(nn.Module):
@@ -91,7 +37,7 @@ class GaussianAugmentation(nn.Module):
         # Puts v = 1 at s = 0, so an untrained layer starts with a one-patch Gaussian.
         self.var_shift = math.log(var_max - 1) if var_max > 2 else 0.0
         self.eps = gaug_eps(self.base_grid)
-        self.dist_floor = max(-0.5 * (max(self.base_grid) - 1)**2, _DIST_FLOOR)
+        self.dist_floor = max(-0.5 * (max(self.base_grid) - 1)**2, DIST_FLOOR)
 
     def variance_amplitude(self, q: Tensor,
                            grid: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
@@ -130,8 +76,8 @@ class GaussianAugmentation(nn.Module):
         var, amp = self.variance_amplitude(q, grid)
         var, amp = var[..., num_prefix:, :], amp[..., num_prefix:, :]
         # Each query's own row/column of the per-axis distance table.
-        row_dist = _axis_distance(H, self.dist_floor, q.device).repeat_interleave(W, dim=0)
-        col_dist = _axis_distance(W, self.dist_floor, q.device).repeat(H, 1)
+        row_dist = axis_distance(H, self.dist_floor, q.device).repeat_interleave(W, dim=0)
+        col_dist = axis_distance(W, self.dist_floor, q.device).repeat(H, 1)
         return GaussianTerms(1.0 / (var + self.eps), amp, row_dist, col_dist)
 
     def forward(self, q: Tensor, grid: Tuple[int, int]) -> Tuple[Tensor, Tensor]:

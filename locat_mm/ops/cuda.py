@@ -80,7 +80,7 @@ def flex_biased_attention(q: Tensor, k: Tensor, v: Tensor, row_factor: Tensor,
                           col_factor: Tensor, num_prefix: int) -> Tensor:
     """Gaussian-biased attention through FlexAttention (see the module docstring).
 
-    Equals :func:`~locat_mm.models.utils.attention.dense_biased_attention` with
+    Equals :func:`~locat_mm.ops.dense.dense_biased_attention` with
     ``patch_bias[..., i, y*W + x] = row_factor[..., i, y] * col_factor[..., i, x]``. No
     attention dropout. Check :func:`flex_supported` first.
 

@@ -1,4 +1,4 @@
-"""Loads the fused CPU passes of the factored GAug attention (``csrc/gaug_cpu.cpp``).
+"""Loads the fused CPU passes of the factored GAug attention (``gaug_cpu.cpp``).
 
 The extension is compiled with the machine's C++ compiler on first use (about a minute) and
 cached by torch in ``$TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``). Where it
@@ -14,7 +14,7 @@ from typing import Optional
 
 from torch import Tensor
 
-_SOURCE = osp.join(osp.dirname(__file__), 'csrc', 'gaug_cpu.cpp')
+_SOURCE = osp.join(osp.dirname(__file__), 'gaug_cpu.cpp')
 
 
 @lru_cache(maxsize=1)

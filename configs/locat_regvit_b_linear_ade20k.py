@@ -1,0 +1,12 @@
+# LocAt-RegViT-B on ADE20K: linear probe of the frozen last block (register and class
+# tokens dropped), 20k iterations, batch 32.
+# Paper (frozen linear probe, mIoU): RegViT-B 27.93, LocAt-RegViT-B 32.71.
+_base_ = ['./locat_vit_b_linear_ade20k.py']
+# ImageNet-1k weights of LocAt-RegViT-B: this project's classifier
+# (configs/locat_regvit_b_in1k.py) or the authors' (timm layout). Point this at your copy.
+pretrained = 'checkpoints/locat_regvit_b_in1k.pth'
+# The register count of the pretrained model (see locat_regvit_b_in1k.py).
+num_register_tokens = 4
+model = dict(
+    backbone=dict(
+        num_register_tokens=num_register_tokens, init_cfg=dict(checkpoint=pretrained)))

@@ -1,0 +1,7 @@
+# Plain RegViT-B baseline of locat_regvit_b_linear_cocostuff164k.py: the same model, data and
+# schedule without GAug and PRR, so the two configs give one row of the comparison.
+_base_ = ['./locat_regvit_b_linear_cocostuff164k.py']
+# ImageNet-1k weights of the plain RegViT-B: this project's classifier
+# (configs/regvit_b_in1k.py) or a timm-layout ViT with the same registers.
+pretrained = 'checkpoints/regvit_b_in1k.pth'
+model = dict(backbone=dict(gaug=False, prr=False, init_cfg=dict(checkpoint=pretrained)))

@@ -204,10 +204,12 @@ def test_cli_writes_both_kinds(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location('make_synthetic', script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.main(['cls', str(tmp_path / 'cls'), *args])
+    module.main(['cls', str(tmp_path / 'cls'), *args, '--fill', 'flat', '--distractors', '2'])
     assert 'Wrote cls dataset' in capsys.readouterr().out
     for kind in ('seg', 'cls'):
         assert synthetic_dataset_ready(str(tmp_path / kind), kind=kind, num_train=6, size=32)
+    assert synthetic_dataset_ready(str(tmp_path / 'cls'), kind='cls', fill='flat',
+                                   distractors=2)
 
 
 def test_mmseg_dataset_reads_it(seg_root):

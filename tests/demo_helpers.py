@@ -8,7 +8,8 @@ from locat_mm.datasets import make_synthetic_segmentation
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CONFIG = osp.join(REPO, 'configs', 'locat_vit_demo_upernet_synthetic.py')
-TINY_DATA = dict(num_train=6, num_val=2, size=64, seed=0)
+# The demo's kind of data (light flat objects) at a tiny size.
+TINY_DATA = dict(num_train=6, num_val=2, size=64, fill='flat', seed=0)
 
 
 def make_tiny_data(root: str) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from locat_mm.datasets import (CLS_CLASSES, SEG_CLASSES, SEG_PALETTE,
+from locat_mm.datasets import (CLS_CLASSES, SEG_CLASSES, SEG_PALETTE, SHAPES, draw_scene,
                                make_synthetic_classification, make_synthetic_segmentation,
                                synthetic_dataset_ready)
 
@@ -23,6 +23,13 @@ CLS = dict(num_train=24, num_val=12, size=48, seed=0)
 def seg_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('seg'))
     make_synthetic_segmentation(root, **SEG)
+    return root
+
+
+@pytest.fixture(scope='module')
+def flat_seg_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('flat_seg'))
+    make_synthetic_segmentation(root, **SEG, fill='flat')
     return root
 
 
@@ -127,18 +134,63 @@ def _colours_and_labels(pairs):
     return (pixels // 32).astype(np.int64) @ np.array([64, 8, 1]), labels
 
 
-def test_colour_does_not_give_the_label(seg_root):
-    """A per-pixel colour -> label table fitted on the training set fails on validation."""
-    bins, labels = _colours_and_labels(_pairs(seg_root, 'training'))
+def _colour_table_predictions(root):
+    """A per-pixel colour -> label table fitted on the training set, applied to validation."""
+    bins, labels = _colours_and_labels(_pairs(root, 'training'))
     counts = np.zeros((512, len(SEG_CLASSES)), dtype=np.int64)
     np.add.at(counts, (bins, labels), 1)
-    table = counts.argmax(1)
-    bins, labels = _colours_and_labels(_pairs(seg_root, 'validation'))
-    pred = table[bins]
+    bins, labels = _colours_and_labels(_pairs(root, 'validation'))
+    return counts.argmax(1)[bins], labels
+
+
+def test_colour_does_not_give_the_label(seg_root):
+    """Patterned objects: colour finds neither the objects nor their class."""
+    pred, labels = _colour_table_predictions(seg_root)
     # Background everywhere would score 1/7 of the background IoU; colour adds ~nothing.
     assert _miou(pred, labels, len(SEG_CLASSES)) < 0.2
     objects = labels > 0
     assert (pred[objects] == labels[objects]).mean() < 0.1
+
+
+def test_flat_objects_stand_out_but_colour_does_not_give_the_class(flat_seg_root):
+    """Flat fill: light objects on a darker background; which shape, colour cannot tell."""
+    pred, labels = _colour_table_predictions(flat_seg_root)
+    objects = labels > 0
+    # Brightness separates objects from the background ...
+    assert (pred[objects] > 0).mean() > 0.9 and (pred[~objects] == 0).mean() > 0.9
+    # ... but the class is no better than always naming the most frequent one.
+    most_frequent = np.bincount(labels[objects]).max() / objects.sum()
+    assert (pred[objects] == labels[objects]).mean() < most_frequent
+    image = np.stack([np.array(Image.open(i)) for i, _ in _pairs(flat_seg_root, 'training')])
+    masks = np.stack([np.array(Image.open(a)) for _, a in _pairs(flat_seg_root, 'training')])
+    assert image[masks == 0].max(-1).mean() < 128 <= image[masks > 0].max(-1).mean()
+
+
+def test_classification_label_is_the_largest_object():
+    """The classification images' object sizes: the labelled shape drawn last and largest."""
+    from locat_mm.datasets.synthetic import _DISTRACTOR_RADIUS, _LABELLED_RADIUS
+    for index in range(20):
+        rng = np.random.default_rng(index)
+        # Distinct classes, so every object's pixels can be counted from the label map.
+        classes = [int(c) for c in rng.permutation(len(SHAPES))[:3]]
+        _, label = draw_scene(rng, 64, classes, [_DISTRACTOR_RADIUS] * 2 + [_LABELLED_RADIUS],
+                              fill='flat')
+        areas = np.bincount(label.ravel(), minlength=len(SEG_CLASSES))
+        labelled = areas[classes[-1] + 1]
+        assert labelled > 0 and all(labelled > areas[c + 1] for c in classes[:-1]), areas
+
+
+def test_distractors_and_fill_are_recorded(tmp_path):
+    plain = make_synthetic_classification(str(tmp_path / 'plain'), **CLS)
+    busy = make_synthetic_classification(str(tmp_path / 'busy'), **CLS, distractors=2,
+                                         fill='flat')
+    assert (plain['distractors'], plain['fill']) == (0, 'patterned')
+    assert synthetic_dataset_ready(str(tmp_path / 'busy'), kind='cls', distractors=2,
+                                   fill='flat')
+    assert not synthetic_dataset_ready(str(tmp_path / 'busy'), kind='cls', distractors=0)
+    assert busy['distractors'] == 2
+    with pytest.raises(ValueError, match='Unknown fill'):
+        make_synthetic_segmentation(str(tmp_path / 'bad'), **SEG, fill='glossy')
 
 
 def test_cli_writes_both_kinds(tmp_path, capsys):
@@ -152,10 +204,12 @@ def test_cli_writes_both_kinds(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location('make_synthetic', script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.main(['cls', str(tmp_path / 'cls'), *args])
+    module.main(['cls', str(tmp_path / 'cls'), *args, '--fill', 'flat', '--distractors', '2'])
     assert 'Wrote cls dataset' in capsys.readouterr().out
     for kind in ('seg', 'cls'):
         assert synthetic_dataset_ready(str(tmp_path / kind), kind=kind, num_train=6, size=32)
+    assert synthetic_dataset_ready(str(tmp_path / 'cls'), kind='cls', fill='flat',
+                                   distractors=2)
 
 
 def test_mmseg_dataset_reads_it(seg_root):

@@ -1,38 +1,58 @@
-"""The quick start: train a small LocAtViT + UperNet on synthetic shapes, on CPU, in minutes.
+"""The quick start: pretrain a small LocAtViT, then train it with UperNet, on CPU, in minutes.
 
-    python tools/demo.py [--data-root data/synthetic_seg] [--work-dir work_dirs/demo]
-                         [--max-iters N] [--cfg-options k=v ...]
+    python tools/demo.py [--data-root data/synthetic_seg] [--cls-data-root data/synthetic_cls]
+                         [--work-dir work_dirs/demo] [--pretrain-iters N] [--max-iters N]
+                         [--threads N] [--cfg-options k=v ...]
 
-1. writes the synthetic segmentation dataset (``locat_mm.datasets``) unless a complete one
-   with the same parameters is already there;
-2. trains ``configs/locat_vit_demo_upernet_synthetic.py`` with mmengine's Runner;
-3. validates (mIoU) and paints a few predictions next to their ground truth (mmseg's
-   ``SegLocalVisualizer``);
-4. prints where the checkpoint, the log and the pictures are.
+1. writes the synthetic classification and segmentation datasets (``locat_mm.datasets``)
+   unless complete ones with the same parameters are already there;
+2. pretrains the backbone on the image-level task with MMPretrain
+   (``configs/locat_vit_demo_cls_synthetic.py``), the paper's first stage;
+3. trains ``configs/locat_vit_demo_upernet_synthetic.py`` with MMSegmentation, the backbone
+   loaded from stage 2 through its ``init_cfg``;
+4. validates (mIoU, and IoU per class) and paints a few predictions next to their ground truth
+   (mmseg's ``SegLocalVisualizer``);
+5. prints the per-class table and where the checkpoint, the log and the pictures are.
+
+Both stages run with mmengine's Runner in this process, on ``--threads`` threads (default:
+every core; ``make`` exports ``OMP_NUM_THREADS=1`` for the tests, which would otherwise leave
+one of two cores idle).
 """
 import argparse
 import glob
 import os
 import os.path as osp
 import time
+from typing import Dict, Optional, Sequence
 
+import torch
 from mmengine.config import DictAction
 
 from locat_mm import launch
-from locat_mm.datasets import make_synthetic_segmentation, synthetic_dataset_ready
+from locat_mm.datasets import (make_synthetic_classification, make_synthetic_segmentation,
+                               synthetic_dataset_ready)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(REPO, 'configs', 'locat_vit_demo_upernet_synthetic.py')
-#: The dataset the demo config expects (its _base_/datasets/synthetic_shapes.py).
-DATASET = dict(num_train=400, num_val=60, size=96, seed=0)
+PRETRAIN_CONFIG = osp.join(REPO, 'configs', 'locat_vit_demo_cls_synthetic.py')
+#: The datasets of the two stages: light objects on a darker background (``fill='flat'``),
+#: the class in the outline only. The segmentation set is the one the demo config expects
+#: (its _base_/datasets/synthetic_shapes.py: 96 px images, 64 px crops).
+DATASET = dict(num_train=400, num_val=60, size=96, fill='flat', seed=0)
+CLS_DATASET = dict(num_train=4000, num_val=300, size=64, distractors=2, fill='flat', seed=0)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--data-root', default=osp.join(REPO, 'data', 'synthetic_seg'))
+    parser.add_argument('--cls-data-root', default=osp.join(REPO, 'data', 'synthetic_cls'))
     parser.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs', 'demo'))
-    parser.add_argument('--max-iters', type=int, help='training iterations (default: the '
-                        "config's)")
+    parser.add_argument('--pretrain-iters', type=int, help='pretraining iterations (default: '
+                        "the pretraining config's; 0 skips pretraining)")
+    parser.add_argument('--max-iters', type=int, help='segmentation training iterations '
+                        "(default: the config's)")
+    parser.add_argument('--threads', type=int, default=os.cpu_count(),
+                        help='torch threads (default: every core)')
     parser.add_argument('--num-overlays', type=int, default=4,
                         help='validation images to paint')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -40,54 +60,102 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def prepare_data(root: str) -> None:
-    """Writes the dataset unless a complete one with the demo's parameters is at ``root``."""
-    if synthetic_dataset_ready(root, kind='seg', **DATASET):
+def prepare_data(root: str, kind: str = 'seg') -> None:
+    """Writes a dataset unless a complete one with the demo's parameters is at ``root``."""
+    params, make = ((DATASET, make_synthetic_segmentation) if kind == 'seg' else
+                    (CLS_DATASET, make_synthetic_classification))
+    if synthetic_dataset_ready(root, kind=kind, **params):
         print(f'Dataset: {root} (present)')
         return
     start = time.time()
-    make_synthetic_segmentation(root, **DATASET)
+    make(root, **params)
     print(f'Dataset: wrote {root} in {time.time() - start:.1f}s')
+
+
+def _iteration_options(iters: int, warmup: int) -> dict:
+    """Overrides that set a run's length; the warm-up (scheduler 0) keeps ``warmup`` iterations
+    when they fit."""
+    warmup = min(warmup, max(iters // 10, 1))
+    return {
+        'train_cfg.max_iters': iters,
+        'train_cfg.val_interval': iters,
+        'default_hooks.checkpoint.interval': iters,
+        'param_scheduler.0.end': warmup,
+        'param_scheduler.1.begin': warmup,
+        'param_scheduler.1.end': iters,
+    }
+
+
+def pretrain(args: argparse.Namespace) -> Optional[str]:
+    """Stage 1: MMPretrain image-level pretraining; returns its checkpoint (None if skipped)."""
+    if args.pretrain_iters == 0:
+        return None
+    prepare_data(args.cls_data_root, kind='cls')
+    options = {f'{loader}.dataset.data_root': args.cls_data_root
+               for loader in launch.DATALOADERS}
+    if args.pretrain_iters:
+        options.update(_iteration_options(args.pretrain_iters, 60))
+    cfg = launch.load_config(PRETRAIN_CONFIG, options, osp.join(args.work_dir, 'pretrain'),
+                             'none')
+    launch.configure_dataloaders(cfg, launch.DATALOADERS, mmpretrain_defaults=True)
+    start = time.time()
+    runner = launch.build_runner(cfg)
+    runner.train()
+    top1 = runner.message_hub.get_scalar('val/accuracy/top1').current()
+    print(f'\nPretraining finished: {cfg.train_cfg.max_iters} iterations in '
+          f'{(time.time() - start) / 60:.1f} min, top-1 {top1:.2f} on the image-level task\n')
+    return osp.join(cfg.work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
+
+
+def class_table(metrics: Dict[str, float], classes: Sequence[str]) -> str:
+    """The per-class IoU table of ``ClassIoUMetric``'s results."""
+    width = max(len(name) for name in classes)
+    lines = [f'  {"class":<{width}}  IoU']
+    lines += [f'  {name:<{width}}  {metrics[f"IoU.{name}"]:6.2f}' for name in classes]
+    return '\n'.join(lines)
 
 
 def main(argv=None) -> dict:
     """Runs the demo; returns the validation metrics."""
     args = parse_args(argv)
-    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    torch.set_num_threads(args.threads)
+    start = time.time()
+    checkpoint = pretrain(args)
     prepare_data(args.data_root)
 
     options = {}
     for loader in launch.DATALOADERS:
         options[f'{loader}.dataset.data_root'] = args.data_root
     if args.max_iters:
-        options.update({
-            'train_cfg.max_iters': args.max_iters,
-            'train_cfg.val_interval': args.max_iters,
-            'default_hooks.checkpoint.interval': args.max_iters,
-            'param_scheduler.1.end': args.max_iters,
-        })
+        options.update(_iteration_options(args.max_iters, 50))
     # Paint every n-th validation image during the final validation.
     options['default_hooks.visualization.draw'] = True
     options['default_hooks.visualization.interval'] = max(
         DATASET['num_val'] // max(args.num_overlays, 1), 1)
     options.update(args.cfg_options or {})
     cfg = launch.load_config(CONFIG, options, args.work_dir, 'none')
+    if checkpoint:
+        # Stage 2 starts from stage 1's backbone (the config's init_cfg is None: a dict cannot
+        # be merged into it through options).
+        cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=checkpoint)
 
     from locat_mm.seg.checks import validate_config
     validate_config(cfg)
-    start = time.time()
     runner = launch.build_runner(cfg)
     runner.train()
     minutes = (time.time() - start) / 60
     metrics = {key[len('val/'):]: buffer.current()
                for key, buffer in runner.message_hub.log_scalars.items()
-               if key.startswith('val/') and key[4:] in ('aAcc', 'mIoU', 'mAcc')}
+               if key.startswith('val/')}
+    classes = runner.val_dataloader.dataset.metainfo['classes']
 
     checkpoint = osp.join(cfg.work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
     log_file = osp.join(runner.log_dir, f'{runner.timestamp}.log')
     overlays = sorted(glob.glob(osp.join(runner.log_dir, 'vis_data', 'vis_image', '*.png')))
-    print(f'\nDemo finished: {cfg.train_cfg.max_iters} iterations in {minutes:.1f} min, '
-          + ', '.join(f'{k} {v:.2f}' for k, v in metrics.items()))
+    print(f'\nDemo finished: pretraining and {cfg.train_cfg.max_iters} segmentation iterations '
+          f'in {minutes:.1f} min on {args.threads} thread(s), '
+          + ', '.join(f'{k} {metrics[k]:.2f}' for k in ('mIoU', 'aAcc', 'mAcc')))
+    print(class_table(metrics, classes))
     print(f'  checkpoint: {checkpoint}')
     print(f'  log:        {log_file}')
     print(f'  overlays:   {osp.dirname(overlays[0]) if overlays else "(none)"} '

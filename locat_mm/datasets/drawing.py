@@ -10,7 +10,7 @@ background's. So colour says nothing about the label: a model has to look at loc
 Everything here is a pure function of a ``numpy.random.Generator``, so a seed fixes every pixel.
 """
 import functools
-from typing import List, Tuple
+from typing import List, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -91,6 +91,16 @@ def _two_colours(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
 #: Texture families: patterns fill objects, smooth blotches the background.
 PATTERNS: Tuple[str, ...] = ('stripes', 'checker', 'dots')
 BACKGROUNDS: Tuple[str, ...] = ('blotches', )
+#: How objects are filled. ``'patterned'``: with one of ``PATTERNS``, on a background of the
+#: same colours, so an outline is a change of texture (a hard cue: a small transformer trained
+#: from scratch on CPU does not pick it up in minutes). ``'flat'``: one light colour (each
+#: channel in the upper half) on a background at half brightness, so an outline is a
+#: brightness edge of one sign that a linear patch embedding detects from the start. Either
+#: way every class gets the same colours: the class is in the outline only.
+FILLS: Tuple[str, ...] = ('patterned', 'flat')
+#: Smallest largest-channel difference between a flat object's colour and the mean colour
+#: under it (background, or an object it occludes), so that every flat object is visible.
+FLAT_CONTRAST = 60.0
 
 
 def texture(rng: np.random.Generator, size: int, kinds: Tuple[str, ...]) -> np.ndarray:
@@ -120,27 +130,50 @@ def texture(rng: np.random.Generator, size: int, kinds: Tuple[str, ...]) -> np.n
     return weight * first + (1 - weight) * second
 
 
+def _flat_fill(rng: np.random.Generator, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """One light colour (3,), each channel in [128, 255), redrawn until it differs from the
+    mean colour of ``image`` under ``mask`` by at least ``FLAT_CONTRAST`` in some channel."""
+    under = image[mask].mean(0) if mask.any() else image.reshape(-1, 3).mean(0)
+    colour = rng.uniform(128, 255, 3)
+    while np.abs(colour - under).max() < FLAT_CONTRAST:
+        colour = rng.uniform(128, 255, 3)
+    return colour
+
+
 def draw_scene(rng: np.random.Generator, size: int, shapes: List[int],
-               radius_range: Tuple[float, float]) -> Tuple[np.ndarray, np.ndarray]:
+               radius_range: Union[Tuple[float, float], Sequence[Tuple[float, float]]],
+               fill: str = 'patterned') -> Tuple[np.ndarray, np.ndarray]:
     """Draws objects of the given classes, in order (later ones occlude earlier ones).
 
     Args:
         rng (Generator): Source of every random choice.
         size (int): Side of the square image.
         shapes (list[int]): Indices into ``SHAPES`` of the objects to draw.
-        radius_range (tuple[float, float]): Object radius range, as fractions of ``size``.
+        radius_range (tuple[float, float] | list[tuple[float, float]]): Object radius range,
+            as fractions of ``size``: one for all objects, or one per object.
+        fill (str): One of ``FILLS``.
 
     Returns:
         tuple: ``image`` (size, size, 3) uint8 RGB, and ``label`` (size, size) uint8 with 0 for
         background and ``1 + shape index`` where an object is visible.
     """
+    if fill not in FILLS:
+        raise ValueError(f'Unknown fill {fill!r}: choose from {FILLS}')
+    ranges = [radius_range] * len(shapes) if np.ndim(radius_range) == 1 else list(radius_range)
+    if len(ranges) != len(shapes):
+        raise ValueError(f'{len(ranges)} radius ranges for {len(shapes)} shapes')
     image = texture(rng, size, BACKGROUNDS)
+    if fill == 'flat':
+        image *= 0.5
     label = np.zeros((size, size), dtype=np.uint8)
-    for shape in shapes:
-        radius = rng.uniform(*radius_range) * size
+    for shape, (low, high) in zip(shapes, ranges):
+        radius = rng.uniform(low, high) * size
         center = tuple(rng.uniform(radius * 0.6, size - radius * 0.6, 2))
         mask = shape_mask(rng, SHAPES[shape], size, center, radius)
-        image[mask] = texture(rng, size, PATTERNS)[mask]
+        if fill == 'patterned':
+            image[mask] = texture(rng, size, PATTERNS)[mask]
+        else:
+            image[mask] = _flat_fill(rng, image, mask)
         label[mask] = shape + 1
     # Sensor noise, so that flat colours are not exact either.
     image += rng.normal(0, 6, image.shape)

@@ -14,7 +14,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 from PIL import Image
 
-from .drawing import SHAPES, draw_scene
+from .drawing import FILLS, SHAPES, draw_scene
 
 #: Segmentation classes: index 0 is a real class (background), so ``reduce_zero_label=False``.
 SEG_CLASSES: Tuple[str, ...] = ('background', ) + SHAPES
@@ -24,6 +24,10 @@ SEG_PALETTE: List[List[int]] = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 2
 CLS_CLASSES: Tuple[str, ...] = SHAPES
 
 MARKER = 'synthetic.json'
+# Radius ranges (fractions of the side) of the classification set's objects: the smallest
+# labelled object is clearly larger than the largest distractor.
+_LABELLED_RADIUS = (0.28, 0.42)
+_DISTRACTOR_RADIUS = (0.1, 0.16)
 _SEG_SPLITS = {'train': 'training', 'val': 'validation'}
 _SPLIT_IDS = {'train': 0, 'val': 1}
 _KIND_IDS = {'seg': 0, 'cls': 1}
@@ -37,6 +41,11 @@ def _rng(seed: int, kind: str, split: str, index: int) -> np.random.Generator:
 def _save_jpeg(image: np.ndarray, path: str) -> None:
     # Fixed quality and no optimisation pass: PIL's encoder is then byte-for-byte repeatable.
     Image.fromarray(image).save(path, format='JPEG', quality=95)
+
+
+def _check_fill(fill: str) -> None:
+    if fill not in FILLS:
+        raise ValueError(f'Unknown fill {fill!r}: choose from {FILLS}')
 
 
 def _write_marker(root: str, params: dict) -> None:
@@ -62,6 +71,7 @@ def make_synthetic_segmentation(root: str,
                                 num_val: int = 60,
                                 size: int = 96,
                                 max_objects: int = 3,
+                                fill: str = 'patterned',
                                 seed: int = 0) -> Dict[str, object]:
     """Writes a segmentation dataset in ADE20K's layout.
 
@@ -75,20 +85,22 @@ def make_synthetic_segmentation(root: str,
         num_val (int): Validation images.
         size (int): Image side in pixels.
         max_objects (int): Each image has 1 to ``max_objects`` objects.
+        fill (str): How objects are filled, one of ``locat_mm.datasets.FILLS``.
         seed (int): Seed of the whole dataset.
 
     Returns:
         dict: The parameters written to the marker, with ``kind='seg'``.
     """
+    _check_fill(fill)
     params = dict(kind='seg', num_train=num_train, num_val=num_val, size=size,
-                  max_objects=max_objects, seed=seed, classes=list(SEG_CLASSES))
+                  max_objects=max_objects, fill=fill, seed=seed, classes=list(SEG_CLASSES))
     for split, num in (('train', num_train), ('val', num_val)):
         for sub in ('images', 'annotations'):
             os.makedirs(osp.join(root, sub, _SEG_SPLITS[split]), exist_ok=True)
         for index, (img_path, ann_path) in enumerate(_seg_files(root, split, num)):
             rng = _rng(seed, 'seg', split, index)
             shapes = list(rng.integers(len(SHAPES), size=rng.integers(1, max_objects + 1)))
-            image, label = draw_scene(rng, size, shapes, radius_range=(0.12, 0.3))
+            image, label = draw_scene(rng, size, shapes, radius_range=(0.12, 0.3), fill=fill)
             _save_jpeg(image, img_path)
             Image.fromarray(label).save(ann_path, format='PNG')
     _write_marker(root, params)
@@ -99,10 +111,15 @@ def make_synthetic_classification(root: str,
                                   num_train: int = 600,
                                   num_val: int = 120,
                                   size: int = 64,
+                                  distractors: int = 0,
+                                  fill: str = 'patterned',
                                   seed: int = 0) -> Dict[str, object]:
     """Writes a classification dataset in ImageNet's layout.
 
-    ``{train,val}/<class>/*.JPEG`` with one object per image whose shape is the class, plus
+    ``{train,val}/<class>/*.JPEG`` with one large object per image whose shape is the class
+    (radius 28-42 % of the side, drawn last so nothing hides it) and up to ``distractors``
+    small objects of random shapes (radius 10-16 %) anywhere: the label is the shape of the
+    largest object, so it depends on what is in the image and not on where. Plus
     ``meta/{train,val}.txt`` (``<class>/<file> <label>`` lines, relative to the split folder, as
     ImageNet's) and ``meta/classes.txt``. Both ``CustomDataset(data_prefix='train')`` (folder
     scan) and ``CustomDataset(ann_file='meta/train.txt', data_prefix='train')`` read it with the
@@ -113,13 +130,17 @@ def make_synthetic_classification(root: str,
         num_train (int): Training images in total (classes balanced round-robin).
         num_val (int): Validation images in total.
         size (int): Image side in pixels.
+        distractors (int): Each image has 0 to ``distractors`` small objects besides the
+            labelled one.
+        fill (str): How objects are filled, one of ``locat_mm.datasets.FILLS``.
         seed (int): Seed of the whole dataset.
 
     Returns:
         dict: The parameters written to the marker, with ``kind='cls'``.
     """
-    params = dict(kind='cls', num_train=num_train, num_val=num_val, size=size, seed=seed,
-                  classes=list(CLS_CLASSES))
+    _check_fill(fill)
+    params = dict(kind='cls', num_train=num_train, num_val=num_val, size=size,
+                  distractors=distractors, fill=fill, seed=seed, classes=list(CLS_CLASSES))
     os.makedirs(osp.join(root, 'meta'), exist_ok=True)
     for split, num in (('train', num_train), ('val', num_val)):
         for name in CLS_CLASSES:
@@ -127,8 +148,10 @@ def make_synthetic_classification(root: str,
         lines = []
         for index, (path, label) in enumerate(_cls_files(root, split, num)):
             rng = _rng(seed, 'cls', split, index)
-            # One large object, so the class is the main content of the image.
-            image, _ = draw_scene(rng, size, [label], radius_range=(0.28, 0.42))
+            extra = list(rng.integers(len(SHAPES), size=rng.integers(distractors + 1)))
+            image, _ = draw_scene(rng, size, extra + [label],
+                                  radius_range=[_DISTRACTOR_RADIUS] * len(extra) +
+                                  [_LABELLED_RADIUS], fill=fill)
             _save_jpeg(image, path)
             lines.append(f'{osp.relpath(path, osp.join(root, split))} {label}\n')
         with open(osp.join(root, 'meta', f'{split}.txt'), 'w') as f:

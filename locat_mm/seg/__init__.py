@@ -3,8 +3,11 @@ from ..registry import toolbox_available
 from .checks import InputCheckError, validate_config
 from .datasets import SyntheticShapesDataset
 from .heads import LinearSegHead
+from .metrics import ClassIoUMetric
 
-__all__ = ['InputCheckError', 'validate_config', 'SyntheticShapesDataset', 'LinearSegHead']
+__all__ = [
+    'InputCheckError', 'validate_config', 'SyntheticShapesDataset', 'LinearSegHead', 'ClassIoUMetric'
+]
 
 # The layer-decay constructor extends MMPretrain's; without MMPretrain the UperNet configs'
 # optimizer is the only thing missing.

@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from locat_mm.datasets import (make_synthetic_classification,  # noqa: E402
+from locat_mm.datasets import (FILLS, make_synthetic_classification,  # noqa: E402
                                make_synthetic_segmentation)
 
 DEFAULTS = {'seg': dict(num_train=400, num_val=60, size=96),
@@ -28,14 +28,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num-val', type=int, help='validation images (default: seg 60, '
                         'cls 120)')
     parser.add_argument('--size', type=int, help='image side (default: seg 96, cls 64)')
+    parser.add_argument('--fill', choices=FILLS, default='patterned',
+                        help='objects patterned (hard) or flat and light on a darker '
+                        'background (what tools/demo.py and tools/mini_paper.py use)')
+    parser.add_argument('--distractors', type=int,
+                        help='cls only: up to N small objects besides the labelled largest one')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    kwargs = dict(DEFAULTS[args.kind], seed=args.seed)
-    for key in ('num_train', 'num_val', 'size'):
+    if args.distractors is not None and args.kind != 'cls':
+        raise SystemExit('--distractors applies to the cls dataset only')
+    kwargs = dict(DEFAULTS[args.kind], seed=args.seed, fill=args.fill)
+    for key in ('num_train', 'num_val', 'size', 'distractors'):
         if getattr(args, key) is not None:
             kwargs[key] = getattr(args, key)
     start = time.time()

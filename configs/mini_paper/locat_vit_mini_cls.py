@@ -53,7 +53,7 @@ log_interval = 100
 default_hooks = dict(
     logger=dict(interval=log_interval, log_metric_by_epoch=False),
     checkpoint=dict(by_epoch=False, interval=max_iters, max_keep_ckpts=1, save_best=None))
-custom_hooks = [dict(type='GAugStatsHook', interval=log_interval)]
+custom_hooks = [dict(type='GAugStatsHook', interval=log_interval), dict(type='RNGStateHook')]
 # Plain json logs: nothing here needs TensorBoard.
 visualizer = dict(vis_backends=[dict(type='LocalVisBackend')])
 randomness = dict(seed=0)

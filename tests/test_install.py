@@ -8,6 +8,7 @@ range), and the torch-only parts of the package must work there.
 import os
 import os.path as osp
 import re
+import shutil
 import subprocess
 import sys
 
@@ -46,7 +47,11 @@ def test_no_deps_install_keeps_the_users_torch(tmp_path):
     before = _freeze(python)
     assert before['torch'].startswith(OTHER_TORCH)
 
-    _run(python, '-m', 'pip', 'install', '-q', '--no-deps', '--no-build-isolation', REPO)
+    # From a copy: building in place would leave build/ and *.egg-info in the checkout.
+    source = str(tmp_path / 'source')
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        '.git', '.venv', 'work_dirs', 'data', 'build', '*.egg-info', '__pycache__'))
+    _run(python, '-m', 'pip', 'install', '-q', '--no-deps', '--no-build-isolation', source)
     after = _freeze(python)
     added = {name: after[name] for name in after.keys() - before.keys()}
     assert set(added) == {'locat-mm'} or set(added) == {'locat_mm'}, added

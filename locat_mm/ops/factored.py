@@ -21,6 +21,9 @@ _CHUNK_ELEMENTS = 1 << 20
 # The forward pass holds one additive-mask chunk at a time (16 MiB in float32); the
 # scaled-dot-product kernel re-reads all keys and values per chunk, so these are larger.
 _FORWARD_CHUNK_ELEMENTS = 1 << 22
+# Query rows per block of the fused CPU forward and backward: a block's (rows x keys) scores
+# stay in the cache.
+_FUSED_BLOCK_ROWS = 128
 
 
 def _add_factored_bias(scores: Tensor, row_factor: Tensor, col_factor: Tensor,
@@ -152,6 +155,11 @@ def factored_forward(q: Tensor, k: Tensor, v: Tensor, terms: GaussianTerms,
     row_factor, col_factor = terms.factors()
     L = q.shape[-2]
     out = torch.empty_like(q)
+    fused = fused_cpu_ops(q, k, v, row_factor, col_factor)
+    if fused is not None and all(t.stride(-1) == 1 for t in (q, k, v)):
+        fused.attention_forward_(out, q, k, v, *_flat_factors(row_factor, col_factor),
+                                 num_prefix, q.shape[-1]**-0.5, _FUSED_BLOCK_ROWS)
+        return out
     chunks = _row_chunks(q, _FORWARD_CHUNK_ELEMENTS)
     storage = q.new_empty(math.prod(q.shape[:-2]) * min(chunks.step, L) * L)
     for start in chunks:
@@ -183,10 +191,18 @@ def factored_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Te
     acc = torch.promote_types(q.dtype, torch.float32)
     # Per query: D_i = sum_c dO_ic O_ic, the softmax backward's row term.
     delta = (grad_out.to(acc) * out.to(acc)).sum(-1, keepdim=True)
-    dq_parts = []
-    dk = dv = None
     d_row = torch.zeros_like(row_factor)
     d_col = torch.zeros_like(col_factor)
+    fused = fused_cpu_ops(q, k, v, grad_out, row_factor, col_factor)
+    if fused is not None:
+        dq, dk, dv = (torch.empty_like(t) for t in (q, k, v))
+        fused.attention_backward_(dq, dk, dv, *_flat_factors(d_row, d_col), grad_out, q, k, v,
+                                  delta.flatten(0, 1).squeeze(-1),
+                                  *_flat_factors(row_factor, col_factor), P, scale,
+                                  _FUSED_BLOCK_ROWS)
+        return (dq, dk, dv) + _factor_gradients(terms, row_factor, col_factor, d_row, d_col)
+    dq_parts = []
+    dk = dv = None
     chunks = _row_chunks(q)
     for start in chunks:
         rows = slice(start, min(L, start + chunks.step))
@@ -202,9 +218,17 @@ def factored_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Te
         dq_parts.append(torch.matmul(ds_lp, k).mul_(scale))
         dk = _accumulate(dk, torch.matmul(ds_lp.transpose(-2, -1), q_rows).to(acc))
     dq = dq_parts[0] if len(dq_parts) == 1 else torch.cat(dq_parts, dim=-2)
-    # Chain rule through row = a * exp(Dy * inv_y) and col = exp(Dx * inv_x).
+    return (dq, dk.to(k.dtype), dv.to(v.dtype)) + _factor_gradients(
+        terms, row_factor, col_factor, d_row, d_col)
+
+
+def _factor_gradients(terms: GaussianTerms, row_factor: Tensor, col_factor: Tensor,
+                      d_row: Tensor, d_col: Tensor) -> Tuple[Tensor, Tensor]:
+    """Gradients of ``terms.inv_var`` (B, heads, N, 2) and ``terms.amp`` (B, heads, N, 1)
+    from those of the bias factors, by the chain rule through row = a * exp(Dy * inv_y) and
+    col = exp(Dx * inv_x)."""
     d_row_scaled = d_row * row_factor
     d_inv = torch.cat([(d_row_scaled * terms.row_dist).sum(-1, keepdim=True),
                        (d_col * col_factor * terms.col_dist).sum(-1, keepdim=True)], -1)
     d_amp = (d_row * terms.row_gaussian()).sum(-1, keepdim=True)
-    return dq, dk.to(k.dtype), dv.to(v.dtype), d_inv, d_amp
+    return d_inv, d_amp

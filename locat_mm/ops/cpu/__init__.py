@@ -1,4 +1,4 @@
-"""Loads the fused CPU passes of the factored GAug attention (``gaug_cpu.cpp``).
+"""Loads the fused CPU kernels of the GAug attention (``gaug_cpu.cpp``).
 
 The extension is compiled with the machine's C++ compiler on first use (about 40 s; one line is
 printed when it starts) and cached by torch in ``$TORCH_EXTENSIONS_DIR`` (default
@@ -47,7 +47,7 @@ def _load() -> Optional[ModuleType]:
         from torch.utils.cpp_extension import load
         name = extension_name()
         if not _is_built(name):
-            print(f'LocAtViT: building the fused CPU attention passes ({name}, about 40 s, '
+            print(f'LocAtViT: building the fused CPU attention kernels ({name}, about 40 s, '
                   'once per source version)...', file=sys.stderr, flush=True)
         return load(name, [_SOURCE], extra_cflags=_FLAGS, verbose=False)
     except Exception as err:  # no compiler, no headers, ...: the ATen path is exact too

@@ -1,12 +1,13 @@
-// Fused row-wise passes of LocAtViT's factored GAug attention on the CPU.
+// Fused blocked CPU kernels of LocAtViT's GAug attention, forward and backward.
+//
+// Each works through blocks of query rows of one (batch, head): the block's scores are a BLAS
+// product (the library torch links), the separable bias row[i, y] * col[i, x] is added and
+// the softmax taken in one pass per row while the block is in the cache, and a second product
+// gives the output. Nothing (rows x keys) outlives its block and the bias is never stored.
 //
 // Built with -ffast-math so that the loops vectorise (and, where torch detects AVX2, with
 // AVX2/FMA, see __init__.py): the code therefore never relies on infinities or NaNs, and sums
 // may be reassociated.
-//
-// The matrix products are BLAS calls (the library torch links); the row passes replace the chains of
-// elementwise ATen ops between them, each of which would read and write a whole
-// (rows x keys) score chunk: one pass per chunk row instead of five to eight.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
@@ -50,23 +51,6 @@ inline float exp_nonpositive(float x) {
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;
-}
-
-// One query row of the additive mask: 0 on prefix keys (and everywhere for a prefix query:
-// r, c null), r[y] * c[x] on patch key (y, x).
-void bias_mask_row(float* mrow, int64_t L, int64_t P, const float* r,
-                                    const float* c, int64_t H, int64_t W) {
-  if (r == nullptr) {
-    std::fill(mrow, mrow + L, 0.f);
-    return;
-  }
-  std::fill(mrow, mrow + P, 0.f);
-  float* patch = mrow + P;
-  for (int64_t y = 0; y < H; ++y) {
-    const float ry = r[y];
-    float* dst = patch + y * W;
-    for (int64_t x = 0; x < W; ++x) dst[x] = ry * c[x];
-  }
 }
 
 // One query row: adds the bias (if it is a patch query: r, c are its factors, else null)
@@ -121,94 +105,6 @@ void check(const at::Tensor& t, int64_t dim, const char* name) {
               name, " must be a contiguous float32 CPU tensor with ", dim, " dims");
 }
 
-// mask (BH, R, L) <- the bias of query rows start .. start + R (factors as in bias_softmax_),
-// written in one pass: the additive mask of the forward's scaled-dot-product kernel.
-void bias_mask_(at::Tensor mask, const at::Tensor& row, const at::Tensor& col, int64_t start,
-                int64_t P) {
-  check(mask, 3, "mask");
-  check(row, 3, "row");
-  check(col, 3, "col");
-  const int64_t BH = mask.size(0), R = mask.size(1), L = mask.size(2);
-  const int64_t N = row.size(1), H = row.size(2), W = col.size(2);
-  TORCH_CHECK(N == H * W && L == N + P && row.size(0) == BH && col.size(0) == BH,
-              "bias factors do not match the mask");
-  float* m = mask.data_ptr<float>();
-  const float* rp = row.data_ptr<float>();
-  const float* cp = col.data_ptr<float>();
-  at::parallel_for(0, BH * R, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t idx = begin; idx < end; ++idx) {
-      const int64_t bh = idx / R, q = start + idx % R;
-      const bool patch = q >= P;
-      bias_mask_row(m + idx * L, L, P, patch ? rp + (bh * N + (q - P)) * H : nullptr,
-                    patch ? cp + (bh * N + (q - P)) * W : nullptr, H, W);
-    }
-  });
-}
-
-// scores (BH, R, L) <- softmax(scores + bias) in place, for query rows start .. start + R.
-// row (BH, N, H) and col (BH, N, W) are the bias factors of the N = H * W patch queries;
-// the first P tokens of queries and keys are prefix tokens without bias.
-void bias_softmax_(at::Tensor scores, const at::Tensor& row, const at::Tensor& col,
-                   int64_t start, int64_t P) {
-  check(scores, 3, "scores");
-  check(row, 3, "row");
-  check(col, 3, "col");
-  const int64_t BH = scores.size(0), R = scores.size(1), L = scores.size(2);
-  const int64_t N = row.size(1), H = row.size(2), W = col.size(2);
-  TORCH_CHECK(N == H * W && L == N + P && row.size(0) == BH && col.size(0) == BH,
-              "bias factors do not match the scores");
-  float* s = scores.data_ptr<float>();
-  const float* rp = row.data_ptr<float>();
-  const float* cp = col.data_ptr<float>();
-  at::parallel_for(0, BH * R, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t idx = begin; idx < end; ++idx) {
-      const int64_t bh = idx / R, q = start + idx % R;
-      const bool patch = q >= P;
-      bias_softmax_row(s + idx * L, L, P, patch ? rp + (bh * N + (q - P)) * H : nullptr,
-                       patch ? cp + (bh * N + (q - P)) * W : nullptr, H, W);
-    }
-  });
-}
-
-// dscores (BH, R, L) <- probs * (dscores - delta) in place (the softmax backward), and the
-// gradient of the bias factors of the chunk's patch queries written to d_row (BH, N, H) and
-// d_col (BH, N, W): d_row[i, y] = sum_x dS[i, (y, x)] col[i, x],
-// d_col[i, x] = sum_y dS[i, (y, x)] row[i, y].
-void softmax_backward_factors_(at::Tensor dscores, const at::Tensor& probs,
-                               const at::Tensor& delta, const at::Tensor& row,
-                               const at::Tensor& col, at::Tensor d_row, at::Tensor d_col,
-                               int64_t start, int64_t P) {
-  check(dscores, 3, "dscores");
-  check(probs, 3, "probs");
-  check(delta, 2, "delta");
-  check(row, 3, "row");
-  check(col, 3, "col");
-  check(d_row, 3, "d_row");
-  check(d_col, 3, "d_col");
-  const int64_t BH = dscores.size(0), R = dscores.size(1), L = dscores.size(2);
-  const int64_t N = row.size(1), H = row.size(2), W = col.size(2);
-  TORCH_CHECK(N == H * W && L == N + P && probs.sizes() == dscores.sizes() &&
-                  delta.size(0) == BH && delta.size(1) == R,
-              "shapes do not match");
-  float* ds = dscores.data_ptr<float>();
-  const float* pr = probs.data_ptr<float>();
-  const float* dl = delta.data_ptr<float>();
-  const float* rp = row.data_ptr<float>();
-  const float* cp = col.data_ptr<float>();
-  float* drp = d_row.data_ptr<float>();
-  float* dcp = d_col.data_ptr<float>();
-  at::parallel_for(0, BH * R, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t idx = begin; idx < end; ++idx) {
-      const int64_t bh = idx / R, q = start + idx % R;
-      const bool patch = q >= P;
-      const int64_t i = bh * N + (q - P);
-      softmax_backward_row(ds + idx * L, pr + idx * L, dl[idx], L, P,
-                           patch ? rp + i * H : nullptr, patch ? cp + i * W : nullptr,
-                           patch ? drp + i * H : nullptr, patch ? dcp + i * W : nullptr, H, W);
-    }
-  });
-}
-
 // Row-major C (m x n, ldc) = alpha * A (m x k) B^T (B: n x k) when b_transposed, else
 // alpha * A B (B: k x n); A and B row-major with leading dimensions lda, ldb.
 // With a_transposed, A is given as k x m; with beta = 1 the product is added to C.
@@ -231,7 +127,8 @@ int64_t strided_ok(const at::Tensor& t, const char* name) {
 // out (B, heads, L, c) <- softmax(q k^T * scale + bias) v, blocks of query rows at a time: a
 // block's scores (rows x L) are one BLAS product, then the bias-and-softmax row pass, then
 // one product with v, all in a buffer that stays in cache; the bias is never stored. row
-// (B * heads, N, H) and col (B * heads, N, W) as in bias_softmax_. q, k, v may be strided
+// (B * heads, N, H) and col (B * heads, N, W) are the bias factors of the N = H * W patch
+// queries; the first P queries and keys are prefix tokens without bias. q, k, v may be strided
 // views (unit last stride), and so may out.
 void attention_forward_(at::Tensor out, const at::Tensor& q, const at::Tensor& k,
                         const at::Tensor& v, const at::Tensor& row, const at::Tensor& col,
@@ -365,7 +262,4 @@ void attention_backward_(at::Tensor dq, at::Tensor dk, at::Tensor dv, at::Tensor
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("attention_forward_", &attention_forward_);
   m.def("attention_backward_", &attention_backward_);
-  m.def("bias_mask_", &bias_mask_);
-  m.def("bias_softmax_", &bias_softmax_);
-  m.def("softmax_backward_factors_", &softmax_backward_factors_);
 }

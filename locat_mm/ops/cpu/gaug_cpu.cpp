@@ -54,19 +54,24 @@ inline float exp_nonpositive(float x) {
 }
 
 // One query row: adds the bias (if it is a patch query: r, c are its factors, else null)
-// and takes the softmax in place.
-void bias_softmax_row(float* srow, int64_t L, int64_t P, const float* r,
-                                       const float* c, int64_t H, int64_t W) {
-  if (r != nullptr) {
+// and replaces the row by exp(row - max); returns the sum, the softmax's denominator.
+float bias_exp_row(float* srow, int64_t L, int64_t P, const float* r, const float* c,
+                   int64_t H, int64_t W) {
+  float m = srow[0];
+  for (int64_t j = 1; j < P; ++j) m = std::max(m, srow[j]);
+  if (r == nullptr) {
+    for (int64_t j = P; j < L; ++j) m = std::max(m, srow[j]);
+  } else {
     float* patch = srow + P;
     for (int64_t y = 0; y < H; ++y) {
       const float ry = r[y];
       float* dst = patch + y * W;
-      for (int64_t x = 0; x < W; ++x) dst[x] += ry * c[x];
+      for (int64_t x = 0; x < W; ++x) {
+        dst[x] += ry * c[x];
+        m = std::max(m, dst[x]);
+      }
     }
   }
-  float m = srow[0];
-  for (int64_t j = 1; j < L; ++j) m = std::max(m, srow[j]);
   float sum = 0.f;
 #pragma omp simd reduction(+ : sum)
   for (int64_t j = 0; j < L; ++j) {
@@ -74,7 +79,13 @@ void bias_softmax_row(float* srow, int64_t L, int64_t P, const float* r,
     srow[j] = e;
     sum += e;
   }
-  const float inv = 1.f / sum;
+  return sum;
+}
+
+// One query row: adds the bias (as in bias_exp_row) and takes the softmax in place.
+void bias_softmax_row(float* srow, int64_t L, int64_t P, const float* r, const float* c,
+                      int64_t H, int64_t W) {
+  const float inv = 1.f / bias_exp_row(srow, L, P, r, c, H, W);
   for (int64_t j = 0; j < L; ++j) srow[j] *= inv;
 }
 
@@ -152,7 +163,7 @@ void attention_forward_(at::Tensor out, const at::Tensor& q, const at::Tensor& k
   const float* cp = col.data_ptr<float>();
   const int64_t blocks = (L + block_rows - 1) / block_rows;
   at::parallel_for(0, B * heads * blocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> scores(block_rows * L);
+    std::vector<float> scores(block_rows * L), inv_sum(block_rows);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t bh = task / blocks, first = (task % blocks) * block_rows;
       const int64_t b = bh / heads, h = bh % heads;
@@ -165,12 +176,15 @@ void attention_forward_(at::Tensor out, const at::Tensor& q, const at::Tensor& k
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t qi = first + r;
         const bool patch = qi >= P;
-        bias_softmax_row(scores.data() + r * L, L, P,
-                         patch ? rp + (bh * N + (qi - P)) * H : nullptr,
-                         patch ? cp + (bh * N + (qi - P)) * W : nullptr, H, W);
+        inv_sum[r] = 1.f / bias_exp_row(scores.data() + r * L, L, P,
+                                        patch ? rp + (bh * N + (qi - P)) * H : nullptr,
+                                        patch ? cp + (bh * N + (qi - P)) * W : nullptr, H, W);
       }
-      gemm_rowmajor(false, rows, C, L, 1.f, scores.data(), L, vb, ldv,
-                    op + b * out.stride(0) + h * out.stride(1) + first * ldo, ldo);
+      // The softmax's normalisation is applied to the c outputs of a row, not its L weights.
+      float* ob = op + b * out.stride(0) + h * out.stride(1) + first * ldo;
+      gemm_rowmajor(false, rows, C, L, 1.f, scores.data(), L, vb, ldv, ob, ldo);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < C; ++c) ob[r * ldo + c] *= inv_sum[r];
     }
   });
 }

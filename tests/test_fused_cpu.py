@@ -55,3 +55,49 @@ def test_matches_dense_formulation(monkeypatch, fused, grid, prefix, chunk):
 
     names = ['output', 'q', 'k', 'v'] + [f'gaug.{n}' for n, _ in gaug.named_parameters()]
     assert_all_close(names, run(True), run(False))
+
+
+@pytest.mark.parametrize('block_rows', [1, 7, 128])
+@pytest.mark.parametrize('grid,prefix', [((5, 7), 0), ((4, 6), 1), ((3, 8), 5), ((1, 5), 1)])
+def test_blocked_forward_matches_dense_formula(monkeypatch, block_rows, grid, prefix):
+    """The fused forward (scores, bias and softmax block by block of query rows) on strided
+    q, k, v, with blocks that split the prefix rows and leave a short last block, equals the
+    formula in float64; so do all gradients taken through it."""
+    monkeypatch.setattr(attention, '_FUSED_BLOCK_ROWS', block_rows)
+    torch.manual_seed(block_rows + prefix)
+    gaug = GaussianAugmentation(16, (14, 14))
+    with torch.no_grad():
+        for p in gaug.parameters():
+            p.normal_(0, 2.0)
+    length = prefix + grid[0] * grid[1]
+    # Scores spread over about +-40: the softmax's exponentials see a wide range.
+    qkv = (torch.randn(2, length, 3, 2, 16) * 3).requires_grad_()
+    upstream = torch.randn(2, 2, length, 16)
+
+    def run(fused: bool):
+        qkv.grad = None
+        for p in gaug.parameters():
+            p.grad = None
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # strided views, as in the layer
+        if fused:
+            out = gaug_attention(q, k, v, *gaug(q, grid, prefix), grid, prefix, gaug.eps,
+                                 gaug.dist_floor)
+        else:
+            bias = gaug.dense_bias(q[:, :, prefix:], grid).double()
+            out = dense_biased_attention(q.double(), k.double(), v.double(), bias, prefix)
+        (out * upstream).sum().backward()
+        return [out.detach().float()] + [t.grad.clone() for t in (qkv, *gaug.parameters())]
+
+    names = ['output', 'qkv'] + [f'gaug.{n}' for n, _ in gaug.named_parameters()]
+    assert_all_close(names, run(True), run(False))
+
+
+def test_fused_forward_is_the_cpu_path(monkeypatch):
+    """Float32 CPU inputs take the blocked kernel (not the masked scaled-dot-product one)."""
+    calls = []
+    monkeypatch.setattr(attention.F, 'scaled_dot_product_attention',
+                        lambda *args, **kwargs: calls.append(1))
+    q = torch.randn(1, 2, 13, 8)
+    gaug = GaussianAugmentation(8, (14, 14))
+    out = gaug_attention(q, q, q, *gaug(q, (3, 4), 1), (3, 4), 1, gaug.eps, gaug.dist_floor)
+    assert not calls and torch.isfinite(out).all()

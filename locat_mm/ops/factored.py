@@ -1,9 +1,11 @@
 """Exact GAug attention from the bias's separable per-query terms, chunked (memory-lean).
 
 The forward and backward kernels behind the registered operator (``gaug_attention.py``) on
-devices without a fused kernel of their own: they work chunk by chunk of query rows and keep
-nothing N x N, nor N x H, between passes. On the CPU the elementwise passes between the matrix
-products are the compiled ones of ``cpu/gaug_cpu.cpp``.
+devices without a fused kernel of their own: they work block by block (or chunk by chunk) of
+query rows and keep nothing N x N, nor N x H, between passes. On the CPU in float32 both are
+the compiled blocked kernels of ``cpu/gaug_cpu.cpp`` (the bias computed inside the block,
+matrix products by BLAS); elsewhere, and with ``LOCAT_FUSED_CPU=0``, the chunks run as ATen
+ops.
 """
 import math
 from typing import Optional, Tuple
@@ -21,6 +23,9 @@ _CHUNK_ELEMENTS = 1 << 20
 # The forward pass holds one additive-mask chunk at a time (16 MiB in float32); the
 # scaled-dot-product kernel re-reads all keys and values per chunk, so these are larger.
 _FORWARD_CHUNK_ELEMENTS = 1 << 22
+# Query rows per block of the fused CPU forward and backward: a block's (rows x keys) scores
+# stay in the cache.
+_FUSED_BLOCK_ROWS = 128
 
 
 def _add_factored_bias(scores: Tensor, row_factor: Tensor, col_factor: Tensor,
@@ -46,12 +51,6 @@ def _bias_mask(q: Tensor, row_factor: Tensor, col_factor: Tensor, rows: slice,
         mask = q.new_empty(shape)
     else:
         mask = storage[:math.prod(shape)].view(shape)
-    fused = fused_cpu_ops(mask, row_factor, col_factor)
-    if fused is not None:
-        B, heads, R, L = shape
-        fused.bias_mask_(mask.view(B * heads, R, L), *_flat_factors(row_factor, col_factor),
-                         rows.start, num_prefix)
-        return mask
     block, row, col = _patch_block(mask, row_factor, col_factor, rows, num_prefix)
     if block is None:
         return mask.zero_()
@@ -93,15 +92,8 @@ def _row_chunks(q: Tensor, elements: Optional[int] = None) -> range:
 def _biased_softmax(scores: Tensor, row_factor: Tensor, col_factor: Tensor, rows: slice,
                     num_prefix: int) -> Tensor:
     """``softmax(scores + bias)`` of a float32 score chunk (B, heads, len(rows), P + N)."""
-    fused = fused_cpu_ops(scores, row_factor, col_factor)
-    if fused is None:
-        _add_factored_bias(scores, row_factor, col_factor, rows, num_prefix)
-        return scores.softmax(dim=-1)
-    B, heads, R, L = scores.shape
-    fused.bias_softmax_(
-        scores.view(B * heads, R, L), *_flat_factors(row_factor, col_factor), rows.start,
-        num_prefix)
-    return scores
+    _add_factored_bias(scores, row_factor, col_factor, rows, num_prefix)
+    return scores.softmax(dim=-1)
 
 
 def _softmax_backward_factors(d_probs: Tensor, probs: Tensor, delta: Tensor,
@@ -109,22 +101,14 @@ def _softmax_backward_factors(d_probs: Tensor, probs: Tensor, delta: Tensor,
                               d_col: Tensor, rows: slice, num_prefix: int) -> Tensor:
     """Score gradient ``probs * (d_probs - delta)`` of a chunk (in place of ``d_probs``), and the
     gradient of the chunk's patch queries' bias factors written into ``d_row`` / ``d_col``."""
-    fused = fused_cpu_ops(d_probs, probs, row_factor, col_factor)
-    if fused is None:
-        d_scores = d_probs.sub_(delta).mul_(probs)
-        block, row, col = _patch_block(d_scores, row_factor, col_factor, rows, num_prefix)
-        if block is not None:
-            patch_rows = slice(rows.stop - num_prefix - block.shape[-3], rows.stop - num_prefix)
-            # Products and sums read the strided block without copying it.
-            d_row[..., patch_rows, :] = (block * col).sum(-1)
-            d_col[..., patch_rows, :] = (block * row).sum(-2)
-        return d_scores
-    B, heads, R, L = d_probs.shape
-    fused.softmax_backward_factors_(
-        d_probs.view(B * heads, R, L), probs.view(B * heads, R, L),
-        delta.reshape(B * heads, R), *_flat_factors(row_factor, col_factor),
-        *_flat_factors(d_row, d_col), rows.start, num_prefix)
-    return d_probs
+    d_scores = d_probs.sub_(delta).mul_(probs)
+    block, row, col = _patch_block(d_scores, row_factor, col_factor, rows, num_prefix)
+    if block is not None:
+        patch_rows = slice(rows.stop - num_prefix - block.shape[-3], rows.stop - num_prefix)
+        # Products and sums read the strided block without copying it.
+        d_row[..., patch_rows, :] = (block * col).sum(-1)
+        d_col[..., patch_rows, :] = (block * row).sum(-2)
+    return d_scores
 
 
 def _flat_factors(row: Tensor, col: Tensor) -> Tuple[Tensor, Tensor]:
@@ -138,8 +122,9 @@ def _chunk_scores(q_rows: Tensor, k: Tensor, acc: torch.dtype) -> Tensor:
 
 def factored_forward(q: Tensor, k: Tensor, v: Tensor, terms: GaussianTerms,
                      num_prefix: int) -> Tensor:
-    """Gaussian-biased attention, chunk by chunk of query rows: the fused scaled-dot-product
-    kernel with the chunk's bias as an additive mask.
+    """Gaussian-biased attention. On the CPU in float32 the compiled blocked kernel; else
+    chunk by chunk of query rows, the fused scaled-dot-product kernel with the chunk's bias as
+    an additive mask.
 
     Args:
         q, k, v (Tensor): (B, heads, P + N, c).
@@ -151,6 +136,14 @@ def factored_forward(q: Tensor, k: Tensor, v: Tensor, terms: GaussianTerms,
     """
     row_factor, col_factor = terms.factors()
     L = q.shape[-2]
+    fused = fused_cpu_ops(q, k, v, row_factor, col_factor)
+    if fused is not None:
+        # The kernel reads strided views in place if their channels are adjacent.
+        q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
+        out = torch.empty_like(q)
+        fused.attention_forward_(out, q, k, v, *_flat_factors(row_factor, col_factor),
+                                 num_prefix, q.shape[-1]**-0.5, _FUSED_BLOCK_ROWS)
+        return out
     out = torch.empty_like(q)
     chunks = _row_chunks(q, _FORWARD_CHUNK_ELEMENTS)
     storage = q.new_empty(math.prod(q.shape[:-2]) * min(chunks.step, L) * L)
@@ -166,8 +159,9 @@ def factored_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Te
                       num_prefix: int) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Gradients of :func:`factored_forward` for its output gradient ``grad_out``.
 
-    Recomputes the factors and the scores (a matrix product, then one bias-and-softmax pass,
-    fused on the CPU) and reduces the score gradient straight onto the per-query terms.
+    Recomputes the factors and the scores (block by block in the compiled CPU kernel, else
+    chunk by chunk with ATen ops) and reduces the score gradient straight onto the per-query
+    terms.
 
     Returns:
         tuple[Tensor, ...]: dq, dk, dv (dtypes of q, k, v), and the gradients of
@@ -183,10 +177,18 @@ def factored_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Te
     acc = torch.promote_types(q.dtype, torch.float32)
     # Per query: D_i = sum_c dO_ic O_ic, the softmax backward's row term.
     delta = (grad_out.to(acc) * out.to(acc)).sum(-1, keepdim=True)
-    dq_parts = []
-    dk = dv = None
     d_row = torch.zeros_like(row_factor)
     d_col = torch.zeros_like(col_factor)
+    fused = fused_cpu_ops(q, k, v, grad_out, row_factor, col_factor)
+    if fused is not None:
+        dq, dk, dv = (torch.empty_like(t) for t in (q, k, v))
+        fused.attention_backward_(dq, dk, dv, *_flat_factors(d_row, d_col), grad_out, q, k, v,
+                                  delta.flatten(0, 1).squeeze(-1),
+                                  *_flat_factors(row_factor, col_factor), P, scale,
+                                  _FUSED_BLOCK_ROWS)
+        return (dq, dk, dv) + _factor_gradients(terms, row_factor, col_factor, d_row, d_col)
+    dq_parts = []
+    dk = dv = None
     chunks = _row_chunks(q)
     for start in chunks:
         rows = slice(start, min(L, start + chunks.step))
@@ -202,9 +204,17 @@ def factored_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Te
         dq_parts.append(torch.matmul(ds_lp, k).mul_(scale))
         dk = _accumulate(dk, torch.matmul(ds_lp.transpose(-2, -1), q_rows).to(acc))
     dq = dq_parts[0] if len(dq_parts) == 1 else torch.cat(dq_parts, dim=-2)
-    # Chain rule through row = a * exp(Dy * inv_y) and col = exp(Dx * inv_x).
+    return (dq, dk.to(k.dtype), dv.to(v.dtype)) + _factor_gradients(
+        terms, row_factor, col_factor, d_row, d_col)
+
+
+def _factor_gradients(terms: GaussianTerms, row_factor: Tensor, col_factor: Tensor,
+                      d_row: Tensor, d_col: Tensor) -> Tuple[Tensor, Tensor]:
+    """Gradients of ``terms.inv_var`` (B, heads, N, 2) and ``terms.amp`` (B, heads, N, 1)
+    from those of the bias factors, by the chain rule through row = a * exp(Dy * inv_y) and
+    col = exp(Dx * inv_x)."""
     d_row_scaled = d_row * row_factor
     d_inv = torch.cat([(d_row_scaled * terms.row_dist).sum(-1, keepdim=True),
                        (d_col * col_factor * terms.col_dist).sum(-1, keepdim=True)], -1)
     d_amp = (d_row * terms.row_gaussian()).sum(-1, keepdim=True)
-    return dq, dk.to(k.dtype), dv.to(v.dtype), d_inv, d_amp
+    return d_inv, d_amp

@@ -1,4 +1,4 @@
-"""Loads the fused CPU passes of the factored GAug attention (``gaug_cpu.cpp``).
+"""Loads the fused CPU kernels of the GAug attention (``gaug_cpu.cpp``).
 
 The extension is compiled with the machine's C++ compiler on first use (about 40 s; one line is
 printed when it starts) and cached by torch in ``$TORCH_EXTENSIONS_DIR`` (default
@@ -19,7 +19,11 @@ from typing import Optional
 from torch import Tensor
 
 _SOURCE = osp.join(osp.dirname(__file__), 'gaug_cpu.cpp')
-_FLAGS = ['-O3', '-ffast-math', '-fopenmp-simd']
+import torch
+
+# AVX2/FMA code where torch itself dispatches to AVX2 or wider: eight exponentials at a time.
+_FLAGS = ['-O3', '-ffast-math', '-fopenmp-simd'] + (
+    ['-mavx2', '-mfma'] if torch.backends.cpu.get_cpu_capability() in ('AVX2', 'AVX512') else [])
 
 
 def extension_name() -> str:
@@ -43,10 +47,9 @@ def _load() -> Optional[ModuleType]:
         from torch.utils.cpp_extension import load
         name = extension_name()
         if not _is_built(name):
-            print(f'LocAtViT: building the fused CPU attention passes ({name}, about 40 s, '
+            print(f'LocAtViT: building the fused CPU attention kernels ({name}, about 40 s, '
                   'once per source version)...', file=sys.stderr, flush=True)
-        return load(name, [_SOURCE], extra_cflags=_FLAGS, extra_ldflags=['-lmvec'],
-                    verbose=False)
+        return load(name, [_SOURCE], extra_cflags=_FLAGS, verbose=False)
     except Exception as err:  # no compiler, no headers, ...: the ATen path is exact too
         warnings.warn(f'LocAtViT: fused CPU attention passes unavailable ({err}); using the '
                       'slower ATen path. Set LOCAT_FUSED_CPU=0 to silence this.')

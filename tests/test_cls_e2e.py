@@ -22,8 +22,9 @@ from locat_mm.models.ckpt_convert import convert_timm_state_dict
 pytestmark = pytest.mark.slow
 
 DEMO_SEG = osp.join(REPO, 'configs', 'locat_vit_demo_upernet_synthetic.py')
-# The demo segmentation backbone's arch (so the classification weights fit it).
-SEG_ARCH = dict(embed_dims=96, num_layers=4, num_heads=3, feedforward_channels=384)
+# The demo segmentation backbone's arch, read from its config (so the classification weights
+# fit it whatever the demo's width).
+SEG_ARCH = dict(Config.fromfile(DEMO_SEG).model.backbone.arch)
 CLS_SIZE = 32
 
 

@@ -211,7 +211,7 @@ def _variance_map(model, inputs, layer_index: int) -> np.ndarray:
     found = {}
 
     def record(index, module, q, k, grid, num_prefix):
-        var, _ = module.gaug.variance_amplitude(q[:1, :, num_prefix:], grid)
+        var, _ = module.gaug(q[:1], grid, num_prefix)
         found['map'] = var.prod(-1).sqrt().mean(1)[0].reshape(grid).cpu().numpy()
 
     with AttentionProbe([layer], record), torch.no_grad():

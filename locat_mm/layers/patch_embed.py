@@ -120,7 +120,7 @@ class PadPatchEmbed(nn.Module):
             bias=bias)
         self.norm = norm_layer(embed_dims) if norm_layer is not None else None
 
-    def pad_amount(self, size: Tuple[int, int]) -> Tuple[int, int]:
+    def _pad_amount(self, size: Tuple[int, int]) -> Tuple[int, int]:
         """Zero rows and columns that make every side fit a whole number of strides."""
         pads = []
         for side, k, s, d in zip(size, self.kernel_size, self.stride, self.dilation):
@@ -130,7 +130,7 @@ class PadPatchEmbed(nn.Module):
     def output_grid(self, size: IntPair) -> Tuple[int, int]:
         """The patch grid (H', W') an image of ``size`` (H, W) gives."""
         size = to_2tuple(size)
-        pad = self.pad_amount(size) if self.adaptive_padding else (0, 0)
+        pad = self._pad_amount(size) if self.adaptive_padding else (0, 0)
         return tuple(
             (side + p + 2 * cp - d * (k - 1) - 1) // s + 1
             for side, p, cp, k, s, d in zip(size, pad, self.conv_padding, self.kernel_size,
@@ -143,7 +143,7 @@ class PadPatchEmbed(nn.Module):
                 f'expected images of shape (B, {self.in_channels}, H, W), got '
                 f'{tuple(x.shape)}; set `in_channels` to match the data.')
         if self.adaptive_padding:
-            pad_h, pad_w = self.pad_amount(x.shape[2:])
+            pad_h, pad_w = self._pad_amount(x.shape[2:])
             if pad_h or pad_w:
                 if self.adaptive_padding == 'corner':
                     x = F.pad(x, (0, pad_w, 0, pad_h))

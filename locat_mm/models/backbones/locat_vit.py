@@ -326,7 +326,9 @@ class LocAtViT(BaseModule):
             in_channels, patch_size, pre_norm, patch_cfg, norm_cfg, is_seg,
             dict(patch_pad=patch_pad, patch_bias=patch_bias, patch_norm=patch_norm))
         input_size = (patch_cfg or {}).get('input_size', self.img_size)
-        if self.patch_embed.adaptive_padding and any(self.patch_embed.pad_amount(input_size)):
+        if self.patch_embed.adaptive_padding and any(
+                side % stride for side, stride in zip(to_2tuple(input_size),
+                                                      self.patch_embed.stride)):
             raise ValueError(
                 f'img_size {tuple(to_2tuple(input_size))} is not a multiple of the patch stride '
                 f'{tuple(self.patch_embed.stride)}: the position embedding and the GAug grid '

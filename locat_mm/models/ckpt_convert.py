@@ -7,7 +7,7 @@ import os.path as osp
 import re
 import tempfile
 from collections import OrderedDict
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Callable, Dict, Iterable, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -227,17 +227,19 @@ def classifier_meta(state_dict: Dict[str, Tensor], source: str) -> dict:
         num_classes=None if head is None else int(head.shape[0]))
 
 
-def convert_timm_classifier_file(src: str, dst: str) -> dict:
-    """Reads ``src``, converts it and writes ``dst`` atomically; returns the meta dict.
+def convert_classifier_file(src: str, dst: str,
+                            convert: Callable[[Dict[str, Tensor]], Dict[str, Tensor]],
+                            describe: Callable[[Dict[str, Tensor], str], dict]) -> dict:
+    """Reads ``src``, converts its state dict with ``convert`` and writes ``dst`` atomically
+    with ``describe(state_dict, src)`` as ``meta``; returns the meta dict.
 
     Raises:
-        ValueError: ``dst`` is ``src``, or ``src`` is not a timm-layout LocAtViT/ViT.
+        ValueError: ``dst`` is ``src`` (or whatever ``convert`` raises for another model).
     """
     if osp.exists(dst) and osp.samefile(src, dst):
         raise ValueError(f'refusing to overwrite the source checkpoint {src}: pick another DST')
-    raw = load_checkpoint(src)
-    state_dict = convert_timm_classifier(unwrap_state_dict(raw))
-    meta = classifier_meta(state_dict, src)
+    state_dict = convert(unwrap_state_dict(load_checkpoint(src)))
+    meta = describe(state_dict, src)
     out_dir = osp.dirname(osp.abspath(dst))
     os.makedirs(out_dir, exist_ok=True)
     # Written next to DST and renamed, so an interrupted run never leaves a truncated DST.
@@ -250,3 +252,12 @@ def convert_timm_classifier_file(src: str, dst: str) -> dict:
         os.unlink(tmp)
         raise
     return meta
+
+
+def convert_timm_classifier_file(src: str, dst: str) -> dict:
+    """Reads ``src``, converts it and writes ``dst`` atomically; returns the meta dict.
+
+    Raises:
+        ValueError: ``dst`` is ``src``, or ``src`` is not a timm-layout LocAtViT/ViT.
+    """
+    return convert_classifier_file(src, dst, convert_timm_classifier, classifier_meta)

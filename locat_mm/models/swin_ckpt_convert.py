@@ -5,18 +5,14 @@ The authors' LocAtSwin is timm's ``SwinTransformer`` with GAug in every window a
 mmpretrain's (and mmseg's) ``SwinTransformer``: ``stages.{i}.blocks.{j}.attn.w_msa.*``,
 ``ffn.layers.*``, the patch merging at the end of a stage, the final norm ``norm{last}``.
 """
-import os
 import os.path as osp
 import re
-import tempfile
 from collections import OrderedDict
 from typing import Dict, Iterable, List, Tuple
 
-import torch
 from torch import Tensor
 
-from ..checkpoint import load_checkpoint
-from .ckpt_convert import unwrap_state_dict
+from .ckpt_convert import convert_classifier_file
 
 _TIMM_BLOCK = re.compile(r'^layers\.(\d+)\.blocks\.(\d+)\.(.+)$')
 _TIMM_DOWNSAMPLE = re.compile(r'^layers\.(\d+)\.downsample\.(norm|reduction)\.(weight|bias)$')
@@ -190,20 +186,4 @@ def convert_timm_swin_classifier_file(src: str, dst: str) -> dict:
     Raises:
         ValueError: ``dst`` is ``src``, or ``src`` is not a timm-layout LocAtSwin/Swin.
     """
-    if osp.exists(dst) and osp.samefile(src, dst):
-        raise ValueError(f'refusing to overwrite the source checkpoint {src}: pick another DST')
-    raw = load_checkpoint(src)
-    state_dict = convert_timm_swin_classifier(unwrap_state_dict(raw))
-    meta = swin_classifier_meta(state_dict, src)
-    out_dir = osp.dirname(osp.abspath(dst))
-    os.makedirs(out_dir, exist_ok=True)
-    # Written next to DST and renamed, so an interrupted run never leaves a truncated DST.
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix='.locat_swin_timm2mm_', suffix='.pth')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save({'state_dict': state_dict, 'meta': meta}, f)
-        os.replace(tmp, dst)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return meta
+    return convert_classifier_file(src, dst, convert_timm_swin_classifier, swin_classifier_meta)

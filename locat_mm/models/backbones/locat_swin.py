@@ -12,14 +12,13 @@ from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...checkpoint import load_checkpoint
 from ...layers.prr import parameter_free_attention
 from ...layers.swin_blocks import LocAtSwinStage
 from ...layers.window_attention import WindowLocAtAttention
 from ...registry import register_everywhere
-from ..ckpt_convert import select_prefix, unwrap_state_dict
 from ..swin_ckpt_convert import (convert_timm_swin_state_dict, describe_swin_mismatch,
                                  drop_stale_buffers, is_timm_swin_layout, swin_mismatch)
+from .pretrained import check_fit, parse_out_indices, read_backbone_state_dict
 
 
 def _mmseg_to_mmpretrain(embed_dims: int = 96,
@@ -221,7 +220,8 @@ class LocAtSwin(BaseModule):
         self.depths = list(self.arch_settings['depths'])
         self.num_heads = list(self.arch_settings['num_heads'])
         self.num_layers = len(self.depths)
-        self.out_indices = self._parse_out_indices((3, ) if out_indices is None else out_indices)
+        self.out_indices = parse_out_indices((3, ) if out_indices is None else out_indices,
+                                             self.num_layers, 'stages')
         self.out_after_downsample = out_after_downsample
         self.window_size = window_size
         self.norm_eval = norm_eval
@@ -298,19 +298,6 @@ class LocAtSwin(BaseModule):
             raise ValueError('arch depths and num_heads need one entry per stage')
         return dict(arch)
 
-    def _parse_out_indices(self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
-        parsed = []
-        for index in out_indices:
-            resolved = index + self.num_layers if index < 0 else index
-            if not 0 <= resolved < self.num_layers:
-                raise ValueError(f'out_indices entry {index} is out of range for '
-                                 f'{self.num_layers} stages')
-            parsed.append(resolved)
-        return tuple(parsed)
-
-    # ------------------------------------------------------------------ weights
     def init_weights(self) -> None:
         """Loads ``init_cfg``'s checkpoint, or initialises as timm's Swin does."""
         if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
@@ -350,27 +337,15 @@ class LocAtSwin(BaseModule):
             strict (bool): Raise on keys that do not fit (classifier and output norms the
                 backbone lacks excused); with False they are only logged.
         """
-        logger = MMLogger.get_current_instance()
-        try:
-            raw = load_checkpoint(checkpoint, map_location=map_location)
-        except FileNotFoundError as err:
-            raise FileNotFoundError(
-                f'Pretrained checkpoint {checkpoint!r} not found: set '
-                'model.backbone.init_cfg.checkpoint to an existing file (or remove init_cfg '
-                'to train from scratch).') from err
-        state_dict = select_prefix(unwrap_state_dict(raw), prefix)
+        state_dict = read_backbone_state_dict(checkpoint, prefix, map_location)
         if is_timm_swin_layout(state_dict):
             state_dict = convert_timm_swin_state_dict(state_dict)
         state_dict = drop_stale_buffers(state_dict)
-        missing, unexpected = swin_mismatch(self.state_dict().keys(), state_dict.keys())
-        if missing or unexpected:
-            message = describe_swin_mismatch(missing, unexpected, f'Checkpoint {checkpoint!r}')
-            if strict:
-                raise KeyError(message)
-            logger.warning(message)
+        check_fit(self.state_dict().keys(), state_dict.keys(), checkpoint, swin_mismatch,
+                  describe_swin_mismatch, strict)
         own = self.state_dict()
         self.load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=False)
-        logger.info(f'LocAtSwin: loaded {checkpoint}')
+        MMLogger.get_current_instance().info(f'LocAtSwin: loaded {checkpoint}')
 
     def _adapt_state_dict(self, state_dict: Dict[str, Tensor], prefix: str, *args,
                           **kwargs) -> None:

@@ -18,11 +18,10 @@ from mmengine.model.weight_init import initialize, trunc_normal_
 from mmengine.registry import DefaultScope
 from torch import Tensor
 
-from ...checkpoint import load_checkpoint
 from ...layers import (LocAtEncoderLayer, PadPatchEmbed, PatchRepresentationRefinement,
                        resize_pos_embed, to_2tuple)
-from ..ckpt_convert import describe_mismatch, mismatched_keys, select_prefix, to_own_layout
-from ..ckpt_convert import unwrap_state_dict
+from ..ckpt_convert import describe_mismatch, mismatched_keys, to_own_layout
+from .pretrained import check_fit, parse_out_indices, read_backbone_state_dict
 
 # Arguments only mmseg's VisionTransformer has: any of them marks a config written for mmseg.
 # (``pretrained``, ``with_cp`` and ``attn_drop_rate`` mean the same in both and mark nothing:
@@ -348,7 +347,7 @@ class LocAtViT(BaseModule):
         self._register_load_state_dict_pre_hook(self._adapt_state_dict)
         self.pre_norm = norm_layer(self.embed_dims) if pre_norm else nn.Identity()
 
-        self.out_indices = self._parse_out_indices(out_indices)
+        self.out_indices = parse_out_indices(out_indices, self.num_layers, 'blocks')
         block_defaults = dict(
             embed_dims=self.embed_dims,
             num_heads=self.num_heads,
@@ -408,18 +407,6 @@ class LocAtViT(BaseModule):
         if not isinstance(arch, dict) or not needed <= set(arch):
             raise ValueError(f'A custom arch must be a dict with keys {sorted(needed)}')
         return dict(arch)
-
-    def _parse_out_indices(self, out_indices: Union[int, Sequence[int]]) -> Tuple[int, ...]:
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
-        parsed = []
-        for index in out_indices:
-            resolved = index + self.num_layers if index < 0 else index
-            if not 0 <= resolved < self.num_layers:
-                raise ValueError(f'out_indices entry {index} is out of range for '
-                                 f'{self.num_layers} blocks')
-            parsed.append(resolved)
-        return tuple(parsed)
 
     def _build_patch_embed(self, in_channels: int, patch_size: int, pre_norm: bool,
                            patch_cfg: Optional[dict], norm_cfg: dict, is_seg: bool,
@@ -571,24 +558,12 @@ class LocAtViT(BaseModule):
             strict (bool): Raise on keys that do not fit (classifier and final-norm keys
                 excused); with False they are only logged.
         """
-        logger = MMLogger.get_current_instance()
-        try:
-            raw = load_checkpoint(checkpoint, map_location=map_location)
-        except FileNotFoundError as err:
-            raise FileNotFoundError(
-                f'Pretrained checkpoint {checkpoint!r} not found: set '
-                'model.backbone.init_cfg.checkpoint to an existing file (or remove init_cfg '
-                'to train from scratch).') from err
-        state_dict = dict(select_prefix(unwrap_state_dict(raw), prefix))
+        state_dict = read_backbone_state_dict(checkpoint, prefix, map_location)
         self._adapt_state_dict(state_dict, '')
-        missing, unexpected = mismatched_keys(self.state_dict().keys(), state_dict.keys())
-        if missing or unexpected:
-            message = describe_mismatch(missing, unexpected, f'Checkpoint {checkpoint!r}')
-            if strict:
-                raise KeyError(message)
-            logger.warning(message)
+        check_fit(self.state_dict().keys(), state_dict.keys(), checkpoint, mismatched_keys,
+                  describe_mismatch, strict)
         self.load_state_dict(state_dict, strict=False)
-        logger.info(f'LocAtViT: loaded {checkpoint}')
+        MMLogger.get_current_instance().info(f'LocAtViT: loaded {checkpoint}')
 
     def _adapt_state_dict(self, state_dict: Dict[str, Tensor], prefix: str, *args,
                           **kwargs) -> None:

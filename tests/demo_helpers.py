@@ -8,8 +8,10 @@ from locat_mm.datasets import make_synthetic_segmentation
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CONFIG = osp.join(REPO, 'configs', 'locat_vit_demo_upernet_synthetic.py')
-# The demo's kind of data (light flat objects) at a tiny size.
-TINY_DATA = dict(num_train=6, num_val=2, size=64, fill='flat', seed=0)
+# The demo's kind of data (tools/demo.py's DATASET: light flat objects, at most 2, of radius
+# 20-35 % of the 64 px side) in a tiny number.
+TINY_DATA = dict(num_train=6, num_val=2, size=64, max_objects=2, radius_range=(0.2, 0.35),
+                 fill='flat', seed=0)
 
 
 def make_tiny_data(root: str) -> str:

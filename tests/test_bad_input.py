@@ -28,11 +28,11 @@ def broken_root(tiny_root, tmp_path):
     return root
 
 
-def _train_fails(tmp_path, options, *messages):
+def _train_fails(tmp_path, options, *messages, config=DEMO_CONFIG):
     train = load_tool('train')
     work_dir = str(tmp_path / 'work_dir')
     with pytest.raises(InputCheckError) as error:
-        train.main([DEMO_CONFIG, '--work-dir', work_dir, '--cfg-options', *options])
+        train.main([config, '--work-dir', work_dir, '--cfg-options', *options])
     for message in messages:
         assert message in str(error.value)
     assert not osp.exists(work_dir)
@@ -80,11 +80,17 @@ def test_num_classes_differs_from_checkpoint(tmp_path, tiny_root):
 
 
 def test_crop_larger_than_resized_images(tmp_path, tiny_root):
-    # The pipeline resizes to at most 1.5 x 96 = 144 px: a 160 px crop cannot be filled.
-    _train_fails(tmp_path, data_root_options(tiny_root) +
-                 ['train_dataloader.dataset.pipeline.3.crop_size=(160,160)'],
-                 'at most 144x144 after the train pipeline', 'crop_size 160x160',
-                 'lower crop_size')
+    # The demo config with a scale-jitter-and-crop pipeline (the demo itself trains whole
+    # images): a resize to at most 1.5 x 64 = 96 px cannot fill a 112 px crop.
+    config = tmp_path / 'crop_config.py'
+    config.write_text(
+        f'_base_ = {DEMO_CONFIG!r}\n'
+        "train_dataloader = dict(dataset=dict(pipeline=[dict(type='LoadImageFromFile'), "
+        "dict(type='LoadAnnotations'), dict(type='RandomResize', scale=(64, 64), "
+        "ratio_range=(1.0, 1.5), keep_ratio=True), dict(type='RandomCrop', "
+        "crop_size=(112, 112)), dict(type='PackSegInputs')]))\n")
+    _train_fails(tmp_path, data_root_options(tiny_root), 'at most 96x96 after the train pipeline',
+                 'crop_size 112x112', 'lower crop_size', config=str(config))
 
 
 def _build(root, pipeline):

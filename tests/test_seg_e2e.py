@@ -88,7 +88,7 @@ def test_demo_pretrains_then_segments_from_the_pretrained_backbone(tmp_path, cap
     demo = load_tool('demo')
     work_dir = str(tmp_path / 'demo')
     seg_root = make_tiny_data(str(tmp_path / 'seg'))
-    demo.DATASET = dict(demo.DATASET, num_train=6, num_val=2, size=64)
+    demo.DATASET = dict(demo.DATASET, num_train=6, num_val=2)
     demo.CLS_DATASET = dict(demo.CLS_DATASET, num_train=12, num_val=6)
     metrics = demo.main([
         '--data-root', seg_root, '--cls-data-root', str(tmp_path / 'cls'), '--work-dir',

@@ -228,3 +228,22 @@ def test_mmseg_dataset_reads_it(seg_root):
     # Label 0 is the background class, not "ignore": no reduce_zero_label shift.
     expected = np.array(Image.open(sample.seg_map_path))
     assert np.array_equal(gt[0].numpy(), expected)
+
+
+def test_radius_range_sets_the_object_size(tmp_path):
+    """The demo draws larger objects than the default (the mini paper's) set, and records it."""
+    sizes = dict(num_train=12, num_val=1, size=64, max_objects=1, fill='flat')
+    make_synthetic_segmentation(str(tmp_path / 'default'), **sizes)
+    make_synthetic_segmentation(str(tmp_path / 'large'), **sizes, radius_range=(0.3, 0.4))
+
+    def object_fraction(root):
+        return np.mean([np.array(Image.open(a)) > 0 for _, a in _pairs(root, 'training')])
+
+    # Radius 12-30 % against 30-40 % of the side: about twice the area on average.
+    assert object_fraction(str(tmp_path / 'large')) > 1.5 * object_fraction(
+        str(tmp_path / 'default'))
+    assert synthetic_dataset_ready(str(tmp_path / 'large'), kind='seg', radius_range=(0.3, 0.4))
+    assert not synthetic_dataset_ready(str(tmp_path / 'default'), kind='seg',
+                                       radius_range=(0.3, 0.4))
+    assert synthetic_dataset_ready(str(tmp_path / 'default'), kind='seg',
+                                   radius_range=(0.12, 0.3))

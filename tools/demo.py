@@ -36,9 +36,14 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(REPO, 'configs', 'locat_vit_demo_upernet_synthetic.py')
 PRETRAIN_CONFIG = osp.join(REPO, 'configs', 'locat_vit_demo_cls_synthetic.py')
 #: The datasets of the two stages: light objects on a darker background (``fill='flat'``),
-#: the class in the outline only. The segmentation set is the one the demo config expects
-#: (its _base_/datasets/synthetic_shapes.py: 96 px images, 64 px crops).
-DATASET = dict(num_train=400, num_val=60, size=96, fill='flat', seed=0)
+#: the class in the outline only. The segmentation set is the one the demo config expects:
+#: 64 px images, the pretraining's size, so the backbone sees the 8 x 8 patch grid it was
+#: pretrained on; at most 2 objects of radius 20-35 % of the side (13-22 px, 3-6 patches
+#: across, the scale of the pretraining's labelled objects), so that an outline, a digit's
+#: glyph included, spans several patches of 8 px. The mini paper's set (tools/mini_paper.py)
+#: keeps the generator's default, smaller objects (radius 12-30 %).
+DATASET = dict(num_train=2000, num_val=100, size=64, max_objects=2,
+               radius_range=(0.2, 0.35), fill='flat', seed=0)
 CLS_DATASET = dict(num_train=4000, num_val=300, size=64, distractors=2, fill='flat', seed=0)
 
 

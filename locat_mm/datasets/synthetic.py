@@ -72,7 +72,9 @@ def make_synthetic_segmentation(root: str,
                                 size: int = 96,
                                 max_objects: int = 3,
                                 fill: str = 'patterned',
-                                seed: int = 0) -> Dict[str, object]:
+                                seed: int = 0,
+                                radius_range: Tuple[float, float] = (0.12, 0.3)
+                                ) -> Dict[str, object]:
     """Writes a segmentation dataset in ADE20K's layout.
 
     ``images/{training,validation}/*.jpg`` (RGB, ``size`` x ``size``) and
@@ -87,20 +89,22 @@ def make_synthetic_segmentation(root: str,
         max_objects (int): Each image has 1 to ``max_objects`` objects.
         fill (str): How objects are filled, one of ``locat_mm.datasets.FILLS``.
         seed (int): Seed of the whole dataset.
+        radius_range (tuple[float, float]): Object radius range, as fractions of ``size``.
 
     Returns:
         dict: The parameters written to the marker, with ``kind='seg'``.
     """
     _check_fill(fill)
     params = dict(kind='seg', num_train=num_train, num_val=num_val, size=size,
-                  max_objects=max_objects, fill=fill, seed=seed, classes=list(SEG_CLASSES))
+                  max_objects=max_objects, fill=fill, seed=seed, radius_range=list(radius_range),
+                  classes=list(SEG_CLASSES))
     for split, num in (('train', num_train), ('val', num_val)):
         for sub in ('images', 'annotations'):
             os.makedirs(osp.join(root, sub, _SEG_SPLITS[split]), exist_ok=True)
         for index, (img_path, ann_path) in enumerate(_seg_files(root, split, num)):
             rng = _rng(seed, 'seg', split, index)
             shapes = list(rng.integers(len(SHAPES), size=rng.integers(1, max_objects + 1)))
-            image, label = draw_scene(rng, size, shapes, radius_range=(0.12, 0.3), fill=fill)
+            image, label = draw_scene(rng, size, shapes, radius_range=radius_range, fill=fill)
             _save_jpeg(image, img_path)
             Image.fromarray(label).save(ann_path, format='PNG')
     _write_marker(root, params)
@@ -168,14 +172,16 @@ def synthetic_dataset_ready(root: str, **params) -> bool:
     Args:
         root (str): Dataset folder.
         **params: ``kind`` (``'seg'`` or ``'cls'``) and any arguments of the matching
-            ``make_synthetic_*`` function; those given must equal the recorded ones.
+            ``make_synthetic_*`` function; those given must equal the recorded ones (a tuple
+            equals the list JSON records).
     """
     try:
         with open(osp.join(root, MARKER)) as f:
             recorded = json.load(f)
     except (OSError, ValueError):
         return False
-    if any(recorded.get(key) != value for key, value in params.items()):
+    if any(recorded.get(key) != (list(value) if isinstance(value, tuple) else value)
+           for key, value in params.items()):
         return False
     if recorded['kind'] == 'seg':
         paths = [p for split in _SEG_SPLITS for pair in

@@ -20,6 +20,13 @@ def load_config(name: str) -> Config:
     return Config.fromfile(osp.join(REPO, 'configs', f'{name}.py'))
 
 
+def weight_decay_by_name(model, wrapper) -> dict:
+    """The weight decay each named parameter of ``model`` gets from ``wrapper``'s optimizer."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    return {names[id(param)]: group['weight_decay']
+            for group in wrapper.optimizer.param_groups for param in group['params']}
+
+
 def tiny_classifier_cfg(name: str, num_classes: int, data_root: Optional[str] = None,
                         size: int = 32, arch: Optional[dict] = None) -> Config:
     """A shipped config shrunk for CPU tests: small model on ``size`` px with patch 8,
@@ -113,11 +120,7 @@ def test_config_builds(name):
             TRANSFORMS.build(step)
 
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    decay = {}
-    names = {id(p): n for n, p in model.named_parameters()}
-    for group in wrapper.optimizer.param_groups:
-        for param in group['params']:
-            decay[names[id(param)]] = group['weight_decay']
+    decay = weight_decay_by_name(model, wrapper)
     no_decay = {n for n, d in decay.items() if d == 0}
     assert {'backbone.cls_token', 'backbone.pos_embed', 'backbone.layers.0.ln1.weight',
             'backbone.layers.0.attn.qkv.bias', 'head.layers.head.bias'} <= no_decay

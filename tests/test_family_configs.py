@@ -15,7 +15,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
 from conftest import REPO
-from test_cls_configs import tiny_classifier_cfg
+from test_cls_configs import tiny_classifier_cfg, weight_decay_by_name
 from test_seg_configs import _CHECKED_DATASET_CFGS, data_roots  # noqa: F401  (fixture)
 
 import locat_mm  # noqa: F401
@@ -146,11 +146,7 @@ def test_segmentation_optimizer_builds(name):
     with torch.device('meta'):  # the parameter groups need names and shapes only
         model = MODELS.build(cfg.model)
         wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    decay = {}
-    names = {id(p): n for n, p in model.named_parameters()}
-    for group in wrapper.optimizer.param_groups:
-        for param in group['params']:
-            decay[names[id(param)]] = group['weight_decay']
+    decay = weight_decay_by_name(model, wrapper)
     if 'upernet' in name:  # mmseg's Swin paramwise rules
         assert decay['backbone.stages.0.blocks.0.attn.w_msa.relative_position_bias_table'] == 0
         assert decay['backbone.stages.0.blocks.0.norm1.weight'] == 0
@@ -268,11 +264,7 @@ def test_classification_config_builds(name):
         for step in cfg[loader].dataset.pipeline:
             TRANSFORMS.build(step)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    decay = {}
-    names = {id(p): n for n, p in model.named_parameters()}
-    for group in wrapper.optimizer.param_groups:
-        for param in group['params']:
-            decay[names[id(param)]] = group['weight_decay']
+    decay = weight_decay_by_name(model, wrapper)
     if 'swin' in name:
         assert decay['backbone.stages.0.blocks.0.attn.w_msa.relative_position_bias_table'] == 0
         assert decay['backbone.stages.0.blocks.0.attn.w_msa.qkv.weight'] == 0.05

@@ -88,6 +88,36 @@ def test_prr_only_refines_pooled_outputs():
     torch.testing.assert_close(without(x)[0], tokens[:, 0])
 
 
+def test_prr_refines_the_pooled_patches_of_avg_featmap():
+    torch.manual_seed(0)
+    model = small(out_type='avg_featmap', num_register_tokens=2).eval()
+    x = torch.randn(2, 3, 64, 64)
+    tokens = model.embed(x)[0]
+    for layer in model.layers:
+        tokens = layer(tokens, (4, 4), 3)
+    tokens = model.ln1(tokens)
+    heads = tokens.reshape(2, 19, 2, 16).transpose(1, 2)
+    weights = (heads @ heads.transpose(-2, -1) / 4.0).softmax(-1)
+    refined = (weights @ heads).transpose(1, 2).reshape(2, 19, 32)
+    torch.testing.assert_close(model(x)[0], model.ln2(refined[:, 3:].mean(1)))
+
+
+@pytest.mark.parametrize('out_type', ['cls_token', 'avg_featmap'])
+def test_prr_costs_only_the_pooled_rows(out_type):
+    """PRR's attention is computed for the pooled queries only: the class token's single row,
+    or the patch rows; never for tokens the output drops."""
+    from mmengine.analysis import FlopAnalyzer
+    import locat_mm.engine  # noqa: F401  (attention FLOP handles)
+    with_prr = small(out_type=out_type, num_register_tokens=2).eval()
+    without = small(out_type=out_type, num_register_tokens=2, prr=False).eval()
+    x = torch.randn(2, 3, 64, 64)
+    flops = [FlopAnalyzer(model, (x, )).total() for model in (with_prr, without)]
+    queries = 1 if out_type == 'cls_token' else 16
+    # Multiply-adds of q k^T and of the product with v: 2 images, 2 heads of 16 channels,
+    # 19 keys (class token, 2 registers, 16 patches).
+    assert flops[0] - flops[1] == 2 * 2 * queries * 19 * (16 + 16)
+
+
 def test_frozen_stages_freeze_and_stay_in_eval():
     model = small(frozen_stages=2, drop_rate=0.1)
     model.train()

@@ -373,6 +373,7 @@ class LocAtViT(BaseModule):
         if out_type == 'avg_featmap':
             self.ln2 = norm_layer(self.embed_dims)
         # PRR has no weights; a module so that print(model) and forward hooks see it.
+        self.with_prr = prr
         self.prr = PatchRepresentationRefinement(self.num_heads) if prr else nn.Identity()
 
         self.frozen_stages = frozen_stages
@@ -685,8 +686,9 @@ class LocAtViT(BaseModule):
             patches = x[:, self.num_extra_tokens:]
             featmap = patches.transpose(1, 2).reshape(x.shape[0], -1, *grid).contiguous()
             return [featmap, x[:, 0]] if self.output_cls_token else featmap
-        if is_last:
-            x = self.prr(x)
-        if self.out_type == 'cls_token':
-            return x[:, 0]
-        return self.ln2(x[:, self.num_extra_tokens:].mean(dim=1))
+        # PRR refines only the tokens pooled below (its rows are independent): the class token
+        # alone costs 1/L of refining every token.
+        cls_only = self.out_type == 'cls_token'
+        pooled = slice(0, 1) if cls_only else slice(self.num_extra_tokens, None)
+        tokens = self.prr(x, pooled) if is_last and self.with_prr else x[:, pooled]
+        return tokens[:, 0] if cls_only else self.ln2(tokens.mean(dim=1))

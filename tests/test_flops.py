@@ -1,5 +1,6 @@
 """mmengine's ``get_model_complexity_info`` counts the attention of LocAtViT and of the plain
-ViT (fused SDPA), checked against the analytic count ``B * heads * L^2 * 2c`` per attention."""
+ViT (fused SDPA), checked against the analytic count ``B * heads * queries * L * 2c`` per
+attention (PRR refines the class token alone: one query)."""
 import pytest
 import torch
 from mmengine.analysis import FlopAnalyzer, get_model_complexity_info
@@ -21,11 +22,12 @@ def attention_op_flops(model, size) -> int:
     return sum(by_op[op.split('::')[1]] for op in ATTENTION_OPS)
 
 
-def attention_flops(size, attentions: int) -> int:
-    """Two (L x c) by (c x L)-sized products per head, batch 2, one class token."""
+def attention_flops(size, attentions: int, prr: bool) -> int:
+    """Per attention two (queries x c) by (c x L)-sized products per head, batch 2, one class
+    token; every token is a query, but PRR's only query is the class token."""
     L = 1 + (size[0] // 16) * (size[1] // 16)
     c = ARCH['embed_dims'] // ARCH['num_heads']
-    return attentions * 2 * ARCH['num_heads'] * L * L * 2 * c
+    return (attentions * L + int(prr)) * 2 * ARCH['num_heads'] * L * 2 * c
 
 
 @pytest.mark.parametrize('size', [(64, 64), (64, 96)])
@@ -33,8 +35,7 @@ def attention_flops(size, attentions: int) -> int:
 def test_attention_is_counted(size, gaug, prr):
     torch.manual_seed(0)
     model = LocAtViT(ARCH, img_size=64, gaug=gaug, prr=prr)
-    attentions = ARCH['num_layers'] + int(prr)  # PRR is one more (parameter-free) attention
-    assert attention_op_flops(model, size) == attention_flops(size, attentions)
+    assert attention_op_flops(model, size) == attention_flops(size, ARCH['num_layers'], prr)
     # ... and they are part of what get_model_complexity_info reports.
     assert flops(model, size) == FlopAnalyzer(model, (torch.randn(2, 3, *size), )).total()
 

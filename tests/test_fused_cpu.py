@@ -1,13 +1,19 @@
 """The compiled CPU passes of the factored attention, and the ATen path that stands in for them."""
+import importlib
+
 import pytest
 import torch
 
 import locat_mm.ops.factored as attention
+from locat_mm.ops.cpu import blocked
 from locat_mm.layers import GaussianAugmentation
 from locat_mm.ops import dense_biased_attention, gaug_attention
 from locat_mm.ops.cpu import extension_name, fused_cpu_ops
 
 from test_fast_path import assert_all_close
+
+# The module (``locat_mm.ops.gaug_attention`` the attribute is the function of that name).
+operator = importlib.import_module('locat_mm.ops.gaug_attention')
 
 
 def test_extension_builds_here():
@@ -29,7 +35,7 @@ def test_extension_name_carries_a_source_hash():
 def test_matches_dense_formulation(monkeypatch, fused, grid, prefix, chunk):
     """Chunked forward and backward, with or without the compiled passes, equal the formula."""
     if not fused:
-        monkeypatch.setattr(attention, 'fused_cpu_ops', lambda *tensors: None)
+        monkeypatch.setattr(operator, 'fused_cpu_ops', lambda *tensors: None)
     monkeypatch.setattr(attention, '_CHUNK_ELEMENTS', chunk)
     monkeypatch.setattr(attention, '_FORWARD_CHUNK_ELEMENTS', chunk)
     torch.manual_seed(grid[1] + prefix)
@@ -63,7 +69,8 @@ def test_blocked_forward_matches_dense_formula(monkeypatch, block_rows, grid, pr
     """The fused forward (scores, bias and softmax block by block of query rows) on strided
     q, k, v, with blocks that split the prefix rows and leave a short last block, equals the
     formula in float64; so do all gradients taken through it."""
-    monkeypatch.setattr(attention, '_FUSED_BLOCK_ROWS', block_rows)
+    monkeypatch.setattr(blocked, 'FORWARD_BLOCK_ROWS', block_rows)
+    monkeypatch.setattr(blocked, 'BACKWARD_BLOCK_ROWS', block_rows)
     torch.manual_seed(block_rows + prefix)
     gaug = GaussianAugmentation(16, (14, 14))
     with torch.no_grad():

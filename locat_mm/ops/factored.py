@@ -1,11 +1,8 @@
 """Exact GAug attention from the bias's separable per-query terms, chunked (memory-lean).
 
-The forward and backward kernels behind the registered operator (``gaug_attention.py``) on
-devices without a fused kernel of their own: they work block by block (or chunk by chunk) of
-query rows and keep nothing N x N, nor N x H, between passes. On the CPU in float32 both are
-the compiled blocked kernels of ``cpu/gaug_cpu.cpp`` (the bias computed inside the block,
-matrix products by BLAS); elsewhere, and with ``LOCAT_FUSED_CPU=0``, the chunks run as ATen
-ops.
+The forward and backward passes behind the registered operator (``gaug_attention.py``) where
+no fused kernel applies (other devices and dtypes, ``LOCAT_FUSED_CPU=0``): ATen ops chunk by
+chunk of query rows, keeping nothing N x N between chunks.
 """
 import math
 from typing import Optional, Tuple
@@ -14,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .cpu import fused_cpu_ops
 from .gaussian import GaussianTerms, factor_product
 
 # Elements of one (rows x keys) score chunk in the factored backward pass; bounds the transient
@@ -23,9 +19,6 @@ _CHUNK_ELEMENTS = 1 << 20
 # The forward pass holds one additive-mask chunk at a time (16 MiB in float32); the
 # scaled-dot-product kernel re-reads all keys and values per chunk, so these are larger.
 _FORWARD_CHUNK_ELEMENTS = 1 << 22
-# Query rows per block of the fused CPU forward and backward: a block's (rows x keys) scores
-# stay in the cache.
-_FUSED_BLOCK_ROWS = 128
 
 
 def _add_factored_bias(scores: Tensor, row_factor: Tensor, col_factor: Tensor,
@@ -111,47 +104,30 @@ def _softmax_backward_factors(d_probs: Tensor, probs: Tensor, delta: Tensor,
     return d_scores
 
 
-def _flat_factors(row: Tensor, col: Tensor) -> Tuple[Tensor, Tensor]:
-    return row.flatten(0, 1), col.flatten(0, 1)
-
-
 def _chunk_scores(q_rows: Tensor, k: Tensor, acc: torch.dtype) -> Tensor:
     """Scores of already scaled query rows against all keys, contiguous, in ``acc``."""
     return torch.matmul(q_rows, k.transpose(-2, -1)).to(acc).contiguous()
 
 
-def factored_forward(q: Tensor, k: Tensor, v: Tensor, terms: GaussianTerms,
-                     num_prefix: int) -> Tensor:
-    """Gaussian-biased attention. On the CPU in float32 the compiled blocked kernel; else
-    chunk by chunk of query rows, the fused scaled-dot-product kernel with the chunk's bias as
-    an additive mask.
+def factored_forward(out: Tensor, q: Tensor, k: Tensor, v: Tensor, terms: GaussianTerms,
+                     num_prefix: int) -> None:
+    """Gaussian-biased attention chunk by chunk of query rows: the fused scaled-dot-product
+    kernel with the chunk's bias as an additive mask.
 
     Args:
+        out (Tensor): (B, heads, P + N, c), q's dtype, any layout: receives the result.
         q, k, v (Tensor): (B, heads, P + N, c).
         terms (GaussianTerms): The patch queries' terms, float32.
         num_prefix (int): P.
-
-    Returns:
-        Tensor: (B, heads, P + N, c), q's dtype.
     """
     row_factor, col_factor = terms.factors()
     L = q.shape[-2]
-    fused = fused_cpu_ops(q, k, v, row_factor, col_factor)
-    if fused is not None:
-        # The kernel reads strided views in place if their channels are adjacent.
-        q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
-        out = torch.empty_like(q)
-        fused.attention_forward_(out, q, k, v, *_flat_factors(row_factor, col_factor),
-                                 num_prefix, q.shape[-1]**-0.5, _FUSED_BLOCK_ROWS)
-        return out
-    out = torch.empty_like(q)
     chunks = _row_chunks(q, _FORWARD_CHUNK_ELEMENTS)
     storage = q.new_empty(math.prod(q.shape[:-2]) * min(chunks.step, L) * L)
     for start in chunks:
         rows = slice(start, min(L, start + chunks.step))
         mask = _bias_mask(q, row_factor, col_factor, rows, num_prefix, storage)
         out[..., rows, :] = F.scaled_dot_product_attention(q[..., rows, :], k, v, attn_mask=mask)
-    return out
 
 
 def factored_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
@@ -159,9 +135,8 @@ def factored_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Te
                       num_prefix: int) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Gradients of :func:`factored_forward` for its output gradient ``grad_out``.
 
-    Recomputes the factors and the scores (block by block in the compiled CPU kernel, else
-    chunk by chunk with ATen ops) and reduces the score gradient straight onto the per-query
-    terms.
+    Recomputes the factors and the scores chunk by chunk and reduces the score gradient
+    straight onto the per-query terms.
 
     Returns:
         tuple[Tensor, ...]: dq, dk, dv (dtypes of q, k, v), and the gradients of
@@ -179,14 +154,6 @@ def factored_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Te
     delta = (grad_out.to(acc) * out.to(acc)).sum(-1, keepdim=True)
     d_row = torch.zeros_like(row_factor)
     d_col = torch.zeros_like(col_factor)
-    fused = fused_cpu_ops(q, k, v, grad_out, row_factor, col_factor)
-    if fused is not None:
-        dq, dk, dv = (torch.empty_like(t) for t in (q, k, v))
-        fused.attention_backward_(dq, dk, dv, *_flat_factors(d_row, d_col), grad_out, q, k, v,
-                                  delta.flatten(0, 1).squeeze(-1),
-                                  *_flat_factors(row_factor, col_factor), P, scale,
-                                  _FUSED_BLOCK_ROWS)
-        return (dq, dk, dv) + _factor_gradients(terms, row_factor, col_factor, d_row, d_col)
     dq_parts = []
     dk = dv = None
     chunks = _row_chunks(q)

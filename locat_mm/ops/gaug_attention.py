@@ -9,8 +9,9 @@ the dispatcher sees a single op with a known signature:
 - a registered autograd formula whose backward is a second operator,
   ``locat::gaug_attention_backward``, so compiled training steps have no graph break and an
   exported program can be differentiated;
-- a kernel for every device: the chunked factored passes (``factored.py``), fused in C++ on the
-  CPU. On CUDA, :class:`~locat_mm.layers.attention.LocAtAttention` calls FlexAttention
+- a kernel for every device: on the CPU in float32 the fused blocked C++ kernels
+  (``cpu/blocked.py``), elsewhere the chunked factored passes in ATen ops (``factored.py``).
+  On CUDA, :class:`~locat_mm.layers.attention.LocAtAttention` calls FlexAttention
   directly (``cuda.py``), which torch compiles and exports natively;
 - a plain-ATen decomposition, :func:`~locat_mm.ops.dense.dense_gaug_attention` (the formula as
   written), which the attention layer emits instead of the op while an ONNX exporter traces it
@@ -24,6 +25,8 @@ from typing import Callable, Dict, Tuple
 import torch
 from torch import Tensor
 
+from .cpu import fused_cpu_ops
+from .cpu.blocked import blocked_backward, blocked_forward
 from .dense import dense_gaug_attention
 from .factored import factored_backward, factored_forward
 from .gaussian import GaussianTerms
@@ -31,22 +34,39 @@ from .gaussian import GaussianTerms
 Grads = Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
 
 
+def _new_output(q: Tensor) -> Tensor:
+    """The op's output (B, heads, L, c) laid out as (B, L, heads, c), as PyTorch's CPU flash
+    attention does: the layer's merge of the heads is then a view, not a copy."""
+    B, heads, L, c = q.shape
+    return q.new_empty(B, L, heads, c).transpose(1, 2)
+
+
 @torch.library.custom_op('locat::gaug_attention', mutates_args=())
 def _gaug_attention_op(q: Tensor, k: Tensor, v: Tensor, var: Tensor, amp: Tensor, grid_h: int,
                        grid_w: int, num_prefix: int, eps: float, floor: float) -> Tensor:
-    terms = GaussianTerms.build(var, amp, (grid_h, grid_w), eps, floor)
-    return factored_forward(q, k, v, terms, num_prefix)
+    out = _new_output(q)
+    fused = fused_cpu_ops(q, k, v, var, amp)
+    if fused is not None:
+        blocked_forward(fused, out, q, k, v, var, amp, (grid_h, grid_w), num_prefix, eps, floor)
+    else:
+        factored_forward(out, q, k, v, GaussianTerms.build(var, amp, (grid_h, grid_w), eps, floor),
+                         num_prefix)
+    return out
 
 
 @_gaug_attention_op.register_fake
 def _(q, k, v, var, amp, grid_h, grid_w, num_prefix, eps, floor):
-    return torch.empty_like(q)
+    return _new_output(q)
 
 
 @torch.library.custom_op('locat::gaug_attention_backward', mutates_args=())
 def _gaug_attention_backward_op(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
                                 var: Tensor, amp: Tensor, grid_h: int, grid_w: int,
                                 num_prefix: int, eps: float, floor: float) -> Grads:
+    fused = fused_cpu_ops(grad_out, q, k, v, out, var, amp)
+    if fused is not None:
+        return blocked_backward(fused, grad_out, q, k, v, out, var, amp, (grid_h, grid_w),
+                                num_prefix, eps, floor)
     terms = GaussianTerms.build(var, amp, (grid_h, grid_w), eps, floor)
     dq, dk, dv, d_inv, d_amp = factored_backward(grad_out, q, k, v, out, terms, num_prefix)
     # inv = 1 / (var + eps)  =>  d var = -d inv * inv^2

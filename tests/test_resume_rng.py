@@ -38,8 +38,14 @@ def _options(data_root: str, work_dir: str):
 
 
 def _train_in_process(data_root: str, work_dir: str, *extra: str) -> None:
-    load_tool('train').main([DEMO_CONFIG, '--work-dir', work_dir, *extra, '--cfg-options',
-                             *_options(data_root, work_dir)])
+    # One thread, as the killed subprocess: reductions split over threads round differently.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        load_tool('train').main([DEMO_CONFIG, '--work-dir', work_dir, *extra, '--cfg-options',
+                                 *_options(data_root, work_dir)])
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _train_killed_after_first_checkpoint(data_root: str, work_dir: str) -> None:

@@ -136,17 +136,24 @@ def test_onnx_matches_eager(model, tmp_path, dynamo, size):
 
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float64], ids=['fused', 'aten'])
 def test_operator_passes_opcheck(dtype):
-    """``torch.library.opcheck``: schema, fake kernel (shapes and strides) against the real
-    ones, autograd registration and AOT dispatch, on the fused CPU kernel (float32) and on the
-    ATen chunks (float64)."""
+    """``torch.library.opcheck`` of the operator and of its backward operator: schema, fake
+    kernel (shapes and strides) against the real ones, autograd registration and AOT dispatch,
+    on the fused CPU kernels (float32) and on the ATen chunks (float64)."""
     torch.manual_seed(0)
     grid, prefix = (3, 5), 2
     q, k, v = (torch.randn(2, 2, prefix + 15, 8, dtype=dtype, requires_grad=True)
                for _ in range(3))
-    var = (torch.rand(2, 2, 15, 2) * 4 + 0.5).requires_grad_()
-    amp = torch.rand(2, 2, 15, 1).requires_grad_()
+    # Channels first, as GaussianAugmentation gives them: layouts other than the outputs'.
+    var = (torch.rand(2, 2, 2, 15) * 4 + 0.5).requires_grad_()
+    amp = torch.rand(1, 2, 2, 15).requires_grad_()
+    var, amp = var.permute(1, 2, 3, 0), amp.permute(1, 2, 3, 0)
     args = (q, k, v, var, amp, *grid, prefix, 0.1, -8.0)
     torch.library.opcheck(torch.ops.locat.gaug_attention.default, args)
     out = torch.ops.locat.gaug_attention(*args)
     # Laid out (B, L, heads, c): the attention layer merges the heads without a copy.
     assert out.transpose(1, 2).is_contiguous()
+    # The backward operator (what compiled and exported training steps call) on its own.
+    grad_out = torch.randn_like(out)
+    backward_args = tuple(t.detach() if isinstance(t, torch.Tensor) else t
+                          for t in (grad_out, q, k, v, out, *args[3:]))
+    torch.library.opcheck(torch.ops.locat.gaug_attention_backward.default, backward_args)

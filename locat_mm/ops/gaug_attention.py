@@ -71,13 +71,14 @@ def _gaug_attention_backward_op(grad_out: Tensor, q: Tensor, k: Tensor, v: Tenso
     dq, dk, dv, d_inv, d_amp = factored_backward(grad_out, q, k, v, out, terms, num_prefix)
     # inv = 1 / (var + eps)  =>  d var = -d inv * inv^2
     d_var = -d_inv * terms.inv_var.square()
-    return dq, dk, dv, d_var.to(var.dtype), d_amp.to(amp.dtype)
+    # Contiguous whatever the inputs' layouts, as the fake kernel says.
+    return tuple(g.to(t.dtype).contiguous() for g, t in zip((dq, dk, dv, d_var, d_amp),
+                                                            (q, k, v, var, amp)))
 
 
 @_gaug_attention_backward_op.register_fake
 def _(grad_out, q, k, v, out, var, amp, grid_h, grid_w, num_prefix, eps, floor):
-    return (torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), torch.empty_like(var),
-            torch.empty_like(amp))
+    return tuple(t.new_empty(t.shape) for t in (q, k, v, var, amp))
 
 
 def _setup_context(ctx, inputs: tuple, output: Tensor) -> None:

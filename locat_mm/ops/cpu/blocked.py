@@ -40,11 +40,10 @@ def blocked_backward(ops: ModuleType, grad_out: Tensor, q: Tensor, k: Tensor, v:
                      out: Tensor, var: Tensor, amp: Tensor, grid: Tuple[int, int],
                      num_prefix: int, eps: float,
                      floor: float) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Gradients of :func:`blocked_forward` for ``grad_out``: dq, dk, dv (contiguous), d_var
-    (B, heads, N, 2) and d_amp (B, heads, N, 1)."""
+    """Gradients of :func:`blocked_forward` for ``grad_out``: dq, dk, dv, d_var (B, heads, N, 2)
+    and d_amp (B, heads, N, 1), all contiguous."""
     grad_out, q, k, v, out = (_unit_stride(t) for t in (grad_out, q, k, v, out))
-    dq, dk, dv = (torch.empty(q.shape, dtype=q.dtype) for _ in range(3))
-    d_var, d_amp = torch.empty(var.shape), torch.empty(amp.shape)
+    dq, dk, dv, d_var, d_amp = (t.new_empty(t.shape) for t in (q, k, v, var, amp))
     ops.attention_backward_(dq, dk, dv, d_var.flatten(0, 1), d_amp.flatten(0, 1), grad_out, q, k,
                             v, out, *_flat_terms(var, amp), grid[0], grid[1], num_prefix,
                             q.shape[-1]**-0.5, eps, floor, BACKWARD_BLOCK_ROWS)

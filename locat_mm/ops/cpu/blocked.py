@@ -1,8 +1,8 @@
 """Calls into the fused blocked CPU kernels (``gaug_cpu.cpp``): output buffers, layouts.
 
 The kernels take the GAug terms themselves (variances and amplitudes per patch query) and
-compute each query's two per-axis factors where its row is processed, so nothing of size
-N x H is built in torch, forward or backward.
+compute the two per-axis factors of a block of queries where the block is processed, so
+nothing of size N x H is built in torch, forward or backward.
 """
 from types import ModuleType
 from typing import Tuple

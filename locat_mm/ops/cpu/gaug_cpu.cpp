@@ -104,11 +104,8 @@ inline float axis_distance(int64_t a, int64_t b, float floor) {
   return std::max(-0.5f * d * d, floor);
 }
 
-// The GAug terms of the patch queries, var (B * heads, N, 2) per-axis variances (rows,
-// columns) and amp (B * heads, N, 1) amplitudes on a grid (H, W), N = H * W, and the per-axis
-// factors they give a block of consecutive queries (SPEC 1): for patch query i at cell
-// (yi, xi), bias[i, (y, x)] = (a_i g_i[y]) c_i[x] with g_i[y] = exp(Dy(yi, y) / (vy_i + eps))
-// and c_i[x] = exp(Dx(xi, x) / (vx_i + eps)).
+// The GAug terms of the patch queries: var (B * heads, N, 2) per-axis variances (rows,
+// columns) and amp (B * heads, N, 1) amplitudes on a grid (H, W), N = H * W.
 struct Terms {
   const float* var;
   const float* amp;
@@ -129,8 +126,10 @@ struct Terms {
   }
 };
 
-// The factors of up to `capacity` consecutive queries (a block of rows); prefix queries have
-// none. Rows are indexed within the block.
+// The per-axis factors of up to `capacity` consecutive queries (a block of rows), from their
+// terms (SPEC 1): for patch query i at cell (yi, xi), bias[i, (y, x)] = (a_i g_i[y]) c_i[x]
+// with g_i[y] = exp(Dy(yi, y) / (vy_i + eps)) and c_i[x] = exp(Dx(xi, x) / (vx_i + eps)).
+// Prefix queries have none. Rows are indexed within the block.
 struct BlockFactors {
   int64_t H, W;
   std::vector<float> g, c, a, inv_y, inv_x;

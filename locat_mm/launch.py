@@ -161,6 +161,20 @@ def adapt_for_cpu_distributed(cfg: Config) -> bool:
     return True
 
 
+def run_length_options(iters: int, warmup: int) -> dict:
+    """``--cfg-options`` that make a run ``iters`` iterations long, validated and checkpointed at
+    its end, for configs whose ``param_scheduler`` is a warm-up (0) followed by a decay (1)
+    ending at ``max_iters``; the warm-up ends after ``warmup`` iterations."""
+    return {
+        'train_cfg.max_iters': iters,
+        'train_cfg.val_interval': iters,
+        'default_hooks.checkpoint.interval': iters,
+        'param_scheduler.0.end': warmup,
+        'param_scheduler.1.begin': warmup,
+        'param_scheduler.1.end': iters,
+    }
+
+
 def build_runner(cfg: Config) -> Runner:
     """The Runner of a config: ``runner_type`` from the registry if set, else mmengine's."""
     if 'runner_type' in cfg:

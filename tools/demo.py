@@ -80,15 +80,7 @@ def prepare_data(root: str, kind: str = 'seg') -> None:
 def _iteration_options(iters: int, warmup: int) -> dict:
     """Overrides that set a run's length; the warm-up (scheduler 0) keeps ``warmup`` iterations
     when they fit."""
-    warmup = min(warmup, max(iters // 10, 1))
-    return {
-        'train_cfg.max_iters': iters,
-        'train_cfg.val_interval': iters,
-        'default_hooks.checkpoint.interval': iters,
-        'param_scheduler.0.end': warmup,
-        'param_scheduler.1.begin': warmup,
-        'param_scheduler.1.end': iters,
-    }
+    return launch.run_length_options(iters, min(warmup, max(iters // 10, 1)))
 
 
 def pretrain(args: argparse.Namespace) -> Optional[str]:

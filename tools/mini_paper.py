@@ -91,17 +91,10 @@ def prepare_data(work_dir: str, cls_images: Sequence[int],
 
 def _schedule_options(iters: Optional[int], warmup_fraction: float) -> Dict[str, object]:
     """Overrides that shorten a run to ``iters`` iterations, warm-up scaled with it."""
+    from locat_mm import launch
     if not iters:
         return {}
-    warmup = max(1, int(iters * warmup_fraction))
-    return {
-        'train_cfg.max_iters': iters,
-        'train_cfg.val_interval': iters,
-        'default_hooks.checkpoint.interval': iters,
-        'param_scheduler.0.end': warmup,
-        'param_scheduler.1.begin': warmup,
-        'param_scheduler.1.end': iters,
-    }
+    return launch.run_length_options(iters, max(1, int(iters * warmup_fraction)))
 
 
 def _train(config: str, options: Dict[str, object], work_dir: str):

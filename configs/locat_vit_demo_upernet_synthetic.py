@@ -7,7 +7,7 @@
 # mini paper's arch: 4 blocks of width 128 with 4 heads, patch 8 at 64 px (an 8 x 8 grid), BN
 # for SyncBN.
 _base_ = [
-    './_base_/models/locat_vit_upernet.py', './_base_/datasets/synthetic_shapes.py',
+    './_base_/models/locat_vit_upernet.py', './_base_/datasets/synthetic_shapes_64.py',
     'mmseg::_base_/default_runtime.py'
 ]
 num_classes = 7
@@ -45,22 +45,6 @@ model = dict(
     auxiliary_head=dict(in_channels=embed_dims, channels=32, num_classes=num_classes,
                         norm_cfg=norm_cfg,
                         loss_decode=dict(class_weight=class_weight)))
-
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs')
-]
-# Batches of 16: 2000 training images, and larger matrices keep both cores busy.
-train_dataloader = dict(batch_size=16, dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
 
 max_iters = 800
 warmup_iters = 50

@@ -4,7 +4,7 @@
 # paper's one-cycle probe schedule shrunk to 500 iterations of 16 images. tools/mini_paper.py
 # sets the pretrained checkpoint (model.backbone.init_cfg.checkpoint).
 _base_ = [
-    '../_base_/models/locat_vit_linear.py', '../_base_/datasets/synthetic_shapes.py',
+    '../_base_/models/locat_vit_linear.py', '../_base_/datasets/synthetic_shapes_64.py',
     'mmseg::_base_/default_runtime.py'
 ]
 num_classes = 7
@@ -30,22 +30,6 @@ model = dict(
         drop_path_rate=0.0,
         init_cfg=dict(type='Pretrained', checkpoint='work_dirs/locat_vit_mini_cls/iter_800.pth')),
     decode_head=dict(in_channels=embed_dims, num_classes=num_classes))
-
-# The probe set is drawn at the pretraining size: no resizing, flips only.
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs')
-]
-train_dataloader = dict(batch_size=16, dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(batch_size=1, dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
 
 max_iters = 500
 warmup_iters = 125

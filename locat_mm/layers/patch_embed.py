@@ -1,5 +1,4 @@
 """Patch embedding with padding, and position-embedding resizing (plain torch)."""
-import math
 from typing import Callable, Optional, Tuple, Union
 
 import torch
@@ -10,11 +9,20 @@ from torch import Tensor
 from ..ops.resize import resize_antialiased
 
 IntPair = Union[int, Tuple[int, int]]
+# A size as the forward sees it: an int, a symbolic size, or a 0-d tensor under jit tracing.
+Size = Union[int, torch.SymInt, Tensor]
 
 
 def to_2tuple(x: IntPair) -> Tuple[int, int]:
     """``7 -> (7, 7)``; a pair stays as it is (as a tuple)."""
     return (x, x) if isinstance(x, int) else (int(x[0]), int(x[1]))
+
+
+def _clamp_min_zero(size: Size) -> Size:
+    """``max(size, 0)`` for an int, a symbolic size or a traced 0-d size tensor."""
+    if isinstance(size, Tensor):
+        return size.clamp_min(0)
+    return torch.sym_max(size, 0)
 
 
 def resize_pos_embed(pos_embed: Tensor,
@@ -120,11 +128,22 @@ class PadPatchEmbed(nn.Module):
             bias=bias)
         self.norm = norm_layer(embed_dims) if norm_layer is not None else None
 
-    def _pad_amount(self, size: Tuple[int, int]) -> Tuple[int, int]:
-        """Zero rows and columns that make every side fit a whole number of strides."""
+    def _pad_amount(self, size: Tuple[Size, Size]) -> Tuple[Size, Size]:
+        """Zero rows and columns that make every side fit a whole number of strides.
+
+        Integer arithmetic without a branch on the size: the sides may be Python ints,
+        symbolic sizes (``torch.export``, dynamo) or the 0-d size tensors ``torch.jit.trace``
+        records, and the padding then follows the input size in the exported graph instead of
+        being frozen at the size it was traced at.
+        """
         pads = []
         for side, k, s, d in zip(size, self.kernel_size, self.stride, self.dilation):
-            pads.append(max((math.ceil(side / s) - 1) * s + (k - 1) * d + 1 - side, 0))
+            # The rows up to the next whole stride, ceil(side / s) * s - side, written with
+            # one floor division (symbolic-shape reasoning bounds it); a kernel wider than the
+            # stride needs ``reach`` rows more.
+            reach = (k - 1) * d + 1 - s
+            pad = (side + s - 1) // s * s - side + reach
+            pads.append(pad if reach >= 0 else _clamp_min_zero(pad))
         return pads[0], pads[1]
 
     def output_grid(self, size: IntPair) -> Tuple[int, int]:
@@ -144,7 +163,9 @@ class PadPatchEmbed(nn.Module):
                 f'{tuple(x.shape)}; set `in_channels` to match the data.')
         if self.adaptive_padding:
             pad_h, pad_w = self._pad_amount(x.shape[2:])
-            if pad_h or pad_w:
+            # Eager calls skip a zero pad; under a tracer the (symbolic) pad is always applied,
+            # so the graph pads correctly at every input size.
+            if not (type(pad_h) is int and type(pad_w) is int and pad_h == pad_w == 0):
                 if self.adaptive_padding == 'corner':
                     x = F.pad(x, (0, pad_w, 0, pad_h))
                 else:

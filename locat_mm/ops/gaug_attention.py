@@ -20,6 +20,7 @@ the dispatcher sees a single op with a known signature:
 
 Nothing depends on Python-side caches keyed by sizes.
 """
+from functools import lru_cache
 from typing import Callable, Dict, Tuple
 
 import torch
@@ -111,7 +112,24 @@ def gaug_attention(q: Tensor, k: Tensor, v: Tensor, var: Tensor, amp: Tensor,
     Returns:
         Tensor: (B, heads, P + N, c), q's dtype.
     """
+    if torch.jit.is_tracing() and isinstance(grid[0], Tensor):
+        # The tracer records an op's int arguments as constants; through a scripted call the
+        # grid stays a value of the graph, so a trace runs at every input size.
+        return _traced_call()(q, k, v, var, amp, torch.stack([grid[0], grid[1]]), num_prefix,
+                              eps, floor)
     return _gaug_attention_op(q, k, v, var, amp, grid[0], grid[1], num_prefix, eps, floor)
+
+
+def _call_with_grid_tensor(q: Tensor, k: Tensor, v: Tensor, var: Tensor, amp: Tensor,
+                           grid: Tensor, num_prefix: int, eps: float, floor: float) -> Tensor:
+    return torch.ops.locat.gaug_attention(q, k, v, var, amp, int(grid[0]), int(grid[1]),
+                                          num_prefix, eps, floor)
+
+
+@lru_cache(maxsize=1)
+def _traced_call() -> Callable[..., Tensor]:
+    """The operator behind a TorchScript function that reads the grid from a (2,) tensor."""
+    return torch.jit.script(_call_with_grid_tensor)
 
 
 def _decompose(q, k, v, var, amp, grid_h, grid_w, num_prefix, eps, floor):

@@ -63,7 +63,13 @@ def resize_antialiased(grid: Tensor, size: Tuple[int, int], mode: str = 'bicubic
     Returns:
         Tensor: (B, C, H', W'), grid's dtype.
     """
-    H, W = grid.shape[-2:]
+    B, C, H, W = grid.shape
     rows = antialias_weights(H, size[0], mode, grid.device).to(grid.dtype)
     cols = antialias_weights(W, size[1], mode, grid.device).to(grid.dtype)
-    return rows @ grid @ cols.transpose(0, 1)
+    # Two 2-d products with the fixed sizes (W, B, C) folded into the columns: a 4-d matmul
+    # would fold the new, possibly symbolic sizes into its batch, and ``torch.export`` could
+    # not prove that reshape valid at every size.
+    x = rows @ grid.permute(2, 3, 0, 1).reshape(H, W * B * C)  # (H', W*B*C)
+    x = x.unflatten(1, (W, B * C)).transpose(0, 1).reshape(W, -1)  # (W, H'*B*C)
+    x = (cols @ x).unflatten(1, (rows.shape[0], B, C))  # (W', H', B, C)
+    return x.permute(2, 3, 1, 0)

@@ -22,7 +22,10 @@ _SOURCE = osp.join(osp.dirname(__file__), 'gaug_cpu.cpp')
 import torch
 
 # AVX2/FMA code where torch itself dispatches to AVX2 or wider: eight exponentials at a time.
-_FLAGS = ['-O3', '-ffast-math', '-fopenmp-simd'] + (
+# -ffast-math for reassociated, vectorised sums, but with IEEE NaN and infinity kept
+# (-fno-finite-math-only): a NaN in one image must give NaN in that image's output, never a
+# finite number (tests/test_nonfinite.py).
+_FLAGS = ['-O3', '-ffast-math', '-fno-finite-math-only', '-fopenmp-simd'] + (
     ['-mavx2', '-mfma'] if torch.backends.cpu.get_cpu_capability() in ('AVX2', 'AVX512') else [])
 
 

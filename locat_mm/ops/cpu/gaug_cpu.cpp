@@ -6,8 +6,9 @@
 // gives the output. Nothing (rows x keys) outlives its block and the bias is never stored.
 //
 // Built with -ffast-math so that the loops vectorise (and, where torch detects AVX2, with
-// AVX2/FMA, see __init__.py): the code therefore never relies on infinities or NaNs, and sums
-// may be reassociated.
+// AVX2/FMA, see __init__.py), sums may be reassociated; but with -fno-finite-math-only, so
+// that NaN and infinities follow IEEE rules: a NaN score or term makes its row NaN (it is never
+// clamped or compared away), and other (batch, head) rows never read it.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
@@ -33,10 +34,13 @@ namespace {
 // libm or libmvec per element costs more than the rest of the softmax): Cephes' expf, a
 // degree-7 polynomial on x - n ln 2 times 2^n, within 2 ulp. Below -87.3 the result would
 // be subnormal; it is clamped there (about 1e-38, against a row maximum of exp(0) = 1).
+// A NaN argument gives NaN: std::max(NaN, c) is NaN, and the polynomial carries it.
 inline float exp_nonpositive(float x) {
   x = std::max(x, -87.3f);
-  // n = round(x / ln 2) by truncating a non-negative number: converts in one vector op.
-  const int32_t ni = -static_cast<int32_t>(0.5f - x * 1.44269504088896341f);
+  // n = round(x / ln 2) by truncating a non-negative number: converts in one vector op. A NaN
+  // takes n = -126 here (the comparison is false), so the conversion stays defined.
+  const float xn = x >= -87.3f ? x : -87.3f;
+  const int32_t ni = -static_cast<int32_t>(0.5f - xn * 1.44269504088896341f);
   const float n = static_cast<float>(ni);
   // ln 2 in two parts (-ffast-math may merge them: the error, |n| ulp of exp(x), stays far
   // below the row's largest term, exp(0) = 1).

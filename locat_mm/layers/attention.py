@@ -1,4 +1,5 @@
 """LocAtViT's attention layer: qkv, GAug terms, the biased attention operator, projection."""
+import warnings
 from typing import Tuple
 
 import torch
@@ -6,7 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..ops.cuda import flex_biased_attention, flex_supported
+from ..ops.cuda import FlexUnavailable, flex_biased_attention, flex_supported
 from ..ops.dense import dense_gaug_attention
 from ..ops.gaug_attention import gaug_attention
 from ..ops.gaussian import GaussianTerms
@@ -14,6 +15,8 @@ from .gaug import GaussianAugmentation
 from .layer_scale import LayerScale
 
 GAUG_IMPLS = ('auto', 'factored', 'flex', 'dense')
+# Whether the dense-path warning for attention dropout was given in this process.
+_dropout_warned = []
 
 
 class LocAtAttention(nn.Module):
@@ -38,7 +41,9 @@ class LocAtAttention(nn.Module):
               else the operator.
             - ``'dense'``: the formula as written with an N x N bias (the reference).
 
-            Attention dropout always runs the dense formula. While an ONNX exporter traces
+            Attention dropout always runs the dense formula (warned once, with its memory);
+            on CUDA, a FlexAttention compile failure falls back to the operator (warned
+            once), and head widths the kernel does not take get the operator. While an ONNX exporter traces
             the model (``torch.onnx.is_in_onnx_export()``), every setting emits the dense
             formula in plain ATen ops, which both exporters translate; ``torch.export`` and
             ``torch.compile`` keep the operator (or FlexAttention), ``torch.jit.trace`` the
@@ -115,9 +120,30 @@ class LocAtAttention(nn.Module):
         eps, floor = self.gaug.eps, self.gaug.dist_floor
         path = self.gaug_path(q, k, v, var, amp, dropout_p=dropout_p)
         if path == 'dense':
+            if dropout_p > 0 and self.gaug_impl != 'dense':
+                _warn_dense_dropout(q, dropout_p)
             return dense_gaug_attention(q, k, v, var, amp, grid, num_prefix, eps, floor,
                                         dropout_p)
         if path == 'flex':
             factors = GaussianTerms.build(var, amp, grid, eps, floor).factors()
-            return flex_biased_attention(q, k, v, *factors, num_prefix)
+            try:
+                return flex_biased_attention(q, k, v, *factors, num_prefix)
+            except FlexUnavailable:
+                pass  # warned once; the operator below gives the same numbers
         return gaug_attention(q, k, v, var, amp, grid, num_prefix, eps, floor)
+
+
+def _warn_dense_dropout(q: Tensor, dropout_p: float) -> None:
+    """Says once per process that attention dropout takes the dense formula, and its memory."""
+    if _dropout_warned:
+        return
+    _dropout_warned.append(True)
+    B, heads, L, _ = q.shape
+    # Scores, bias, probabilities (float32) and the dropout mask, each (B, heads, L, L), live at
+    # once in a layer's forward; autograd keeps about three of them per layer for backward.
+    gib = B * heads * L * L * 4 * 4 / 2**30
+    warnings.warn(
+        f'LocAtViT: attention dropout ({dropout_p}) runs the dense GAug formula, which stores '
+        f'the N x N scores: about {gib:.2f} GiB per layer for this batch ({B} x {heads} heads '
+        f'x {L} x {L}, float32), far more than the memory-lean operator. Set the attention '
+        'dropout (attn_drop_rate) to 0 to use the operator.')

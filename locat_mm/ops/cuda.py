@@ -12,6 +12,7 @@ require grad. On CUDA the kernel is compiled (Triton): neither the bias nor the 
 stored, in the forward or the backward pass. Elsewhere torch runs FlexAttention eagerly, which
 materialises the scores and supports no backward pass, so it only serves checking.
 """
+import warnings
 from functools import lru_cache
 from typing import Callable
 
@@ -26,16 +27,45 @@ except ImportError:  # torch < 2.5 has no FlexAttention; callers use the factore
 ScoreMod = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]
 
 
+# Inductor's CUDA FlexAttention kernel (torch/_inductor/kernel/flex/flex_attention.py) raises
+# "NYI: embedding dimension ... must be at least 16" below this head width; widths that are not
+# powers of two (80 in arch 'h', 88 in 'eva-g') run there with padded loads from torch 2.6 on.
+FLEX_MIN_HEAD_DIM = 16
+_FLEX_ANY_HEAD_DIM = tuple(int(n) for n in torch.__version__.split('.')[:2]) >= (2, 6)
+
+
+class FlexUnavailable(RuntimeError):
+    """The compiled FlexAttention kernel failed; the caller runs the operator instead."""
+
+
+# Set (to the error) when compiling FlexAttention failed once: later calls skip it.
+_compile_failure = []
+
+
+def flex_head_dim_supported(head_dim: int) -> bool:
+    """Whether the compiled CUDA FlexAttention kernel takes heads of this width."""
+    power_of_two = head_dim & (head_dim - 1) == 0
+    return head_dim >= FLEX_MIN_HEAD_DIM and (power_of_two or _FLEX_ANY_HEAD_DIM)
+
+
+def _runs_compiled(q: Tensor) -> bool:
+    """Whether a call on ``q`` runs the compiled kernel: on CUDA, outside an enclosing
+    compilation (which then fuses the call itself)."""
+    return q.device.type == 'cuda' and not torch.compiler.is_compiling()
+
+
 def flex_supported(*tensors: Tensor) -> bool:
     """Whether FlexAttention can run a call on these tensors (q, k, v and the two factors).
 
-    CUDA runs forward and backward; torch rejects the backward pass on every other device, so
-    there only calls that need no gradient qualify.
+    CUDA runs forward and backward, compiled, for head widths the kernel takes
+    (:func:`flex_head_dim_supported`) unless compiling it has failed in this process; torch
+    rejects the backward pass on every other device, so there only calls that need no
+    gradient qualify.
     """
     if flex_attention is None:
         return False
-    if tensors[0].device.type == 'cuda':
-        return True
+    if _runs_compiled(tensors[0]):
+        return not _compile_failure and flex_head_dim_supported(tensors[0].shape[-1])
     return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
 
 
@@ -89,7 +119,8 @@ def flex_biased_attention(q: Tensor, k: Tensor, v: Tensor, row_factor: Tensor,
 
     Equals :func:`~locat_mm.ops.dense.dense_biased_attention` with
     ``patch_bias[..., i, y*W + x] = row_factor[..., i, y] * col_factor[..., i, x]``. No
-    attention dropout. Check :func:`flex_supported` first.
+    attention dropout. Check :func:`flex_supported` first; raises :class:`FlexUnavailable`
+    if the compiled kernel cannot be built.
 
     Args:
         q, k, v (Tensor): (B, heads, P + N, c), one dtype.
@@ -100,7 +131,24 @@ def flex_biased_attention(q: Tensor, k: Tensor, v: Tensor, row_factor: Tensor,
     Returns:
         Tensor: (B, heads, P + N, c), the dtype of ``q``.
     """
-    # Inside a compiled model the outer compilation fuses the call itself.
-    if q.device.type == 'cuda' and not torch.compiler.is_compiling():
-        return _compiled_flex_gaug()(q, k, v, row_factor, col_factor, num_prefix)
+    if _runs_compiled(q):
+        return _run_compiled(q, k, v, row_factor, col_factor, num_prefix)
     return _flex_gaug(q, k, v, row_factor, col_factor, num_prefix)
+
+
+def _run_compiled(*args) -> Tensor:
+    """The compiled kernel, or :class:`FlexUnavailable` (after one warning per process) when
+    compiling fails: no Triton, a GPU Triton does not support, or dynamo's recompile limit
+    (which would otherwise run FlexAttention eagerly, storing every score)."""
+    try:
+        with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+            return _compiled_flex_gaug()(*args)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as err:  # noqa: B902 -- any compile failure: the operator is exact too
+        _compile_failure.append(err)
+        warnings.warn(
+            f'LocAtViT: compiling FlexAttention failed ({type(err).__name__}: {err}); the GAug '
+            "attention runs the registered operator from now on (gaug_impl='factored'), "
+            'which is exact but slower on CUDA.')
+        raise FlexUnavailable(str(err)) from err

@@ -5,7 +5,7 @@ no fused kernel applies (other devices and dtypes, ``LOCAT_FUSED_CPU=0``): ATen 
 chunk of query rows, keeping nothing N x N between chunks.
 """
 import math
-from typing import Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,8 @@ _CHUNK_ELEMENTS = 1 << 20
 # The forward pass holds one additive-mask chunk at a time (16 MiB in float32); the
 # scaled-dot-product kernel re-reads all keys and values per chunk, so these are larger.
 _FORWARD_CHUNK_ELEMENTS = 1 << 22
+# At most about this many chunks per pass (see ``_chunks``): past it, chunks grow instead.
+_MAX_CHUNKS = 64
 
 
 def _add_factored_bias(scores: Tensor, row_factor: Tensor, col_factor: Tensor,
@@ -70,16 +72,37 @@ def _patch_block(scores: Tensor, row_factor: Tensor, col_factor: Tensor, rows: s
             col_factor[..., patch_rows, None, :].to(scores.dtype))
 
 
-def _accumulate(total: Optional[Tensor], part: Tensor) -> Tensor:
-    return part if total is None else total.add_(part)
+Chunk = Tuple[slice, slice, slice]
 
 
-def _row_chunks(q: Tensor, elements: Optional[int] = None) -> range:
-    """Start rows of query chunks whose (rows x keys) block has about ``elements`` entries
-    (default ``_CHUNK_ELEMENTS``)."""
-    B, heads, L, _ = q.shape
-    elements = _CHUNK_ELEMENTS if elements is None else elements
-    return range(0, L, max(1, elements // max(1, B * heads * L)))
+def _chunks(shape: Sequence[int], elements: int) -> List[Chunk]:
+    """(batch, heads, query rows) index slices covering (B, heads, L, L) scores in chunks.
+
+    Each chunk holds at most ``budget`` scores, where the budget is ``elements`` raised to
+    1 / ``_MAX_CHUNKS`` of all scores: whole heads (or whole images) at once while one head's
+    L x L scores fit, else row blocks of one head. So a large batch gives a few wide chunks
+    rather than hundreds of one-row ones, and there are never more than
+    ``3 * _MAX_CHUNKS`` chunks (a Python loop per chunk and layer) whatever the batch.
+    """
+    B, heads, L = shape[0], shape[1], shape[2]
+    per_head = L * L
+    budget = max(elements, -(-B * heads * per_head // _MAX_CHUNKS))
+    every = slice(0, L)
+    if heads * per_head <= budget:
+        step = budget // (heads * per_head)
+        return [(slice(b, min(B, b + step)), slice(0, heads), every) for b in range(0, B, step)]
+    if per_head <= budget:
+        step = budget // per_head
+        return [(slice(b, b + 1), slice(h, min(heads, h + step)), every)
+                for b in range(B) for h in range(0, heads, step)]
+    rows = max(1, budget // L)
+    return [(slice(b, b + 1), slice(h, h + 1), slice(r, min(L, r + rows)))
+            for b in range(B) for h in range(heads) for r in range(0, L, rows)]
+
+
+def _chunk_size(chunk: Chunk, shape: Sequence[int]) -> int:
+    """Number of scores of a chunk of (B, heads, L, L) scores."""
+    return math.prod(len(range(*sl.indices(n))) for sl, n in zip(chunk, shape[:3])) * shape[2]
 
 
 def _biased_softmax(scores: Tensor, row_factor: Tensor, col_factor: Tensor, rows: slice,
@@ -121,13 +144,13 @@ def factored_forward(out: Tensor, q: Tensor, k: Tensor, v: Tensor, terms: Gaussi
         num_prefix (int): P.
     """
     row_factor, col_factor = terms.factors()
-    L = q.shape[-2]
-    chunks = _row_chunks(q, _FORWARD_CHUNK_ELEMENTS)
-    storage = q.new_empty(math.prod(q.shape[:-2]) * min(chunks.step, L) * L)
-    for start in chunks:
-        rows = slice(start, min(L, start + chunks.step))
-        mask = _bias_mask(q, row_factor, col_factor, rows, num_prefix, storage)
-        out[..., rows, :] = F.scaled_dot_product_attention(q[..., rows, :], k, v, attn_mask=mask)
+    chunks = _chunks(q.shape, _FORWARD_CHUNK_ELEMENTS)
+    storage = q.new_empty(max(_chunk_size(chunk, q.shape) for chunk in chunks))
+    for b, h, rows in chunks:
+        mask = _bias_mask(q[b, h], row_factor[b, h], col_factor[b, h], rows, num_prefix,
+                          storage)
+        out[b, h, rows] = F.scaled_dot_product_attention(q[b, h, rows], k[b, h], v[b, h],
+                                                         attn_mask=mask)
 
 
 def factored_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
@@ -145,7 +168,6 @@ def factored_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Te
     row_factor, col_factor = terms.factors()
     P = num_prefix
     scale = q.shape[-1]**-0.5
-    L = q.shape[-2]
     # One copy each up front; the matmuls below then read them in place.
     q, k, v, grad_out = (t.contiguous() for t in (q, k, v, grad_out))
     # Scores, softmax and accumulations in at least float32, also under autocast.
@@ -154,23 +176,24 @@ def factored_backward(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Te
     delta = (grad_out.to(acc) * out.to(acc)).sum(-1, keepdim=True)
     d_row = torch.zeros_like(row_factor)
     d_col = torch.zeros_like(col_factor)
-    dq_parts = []
-    dk = dv = None
-    chunks = _row_chunks(q)
-    for start in chunks:
-        rows = slice(start, min(L, start + chunks.step))
+    dq = torch.empty_like(q)
+    dk = torch.zeros(k.shape, dtype=acc, device=k.device)
+    dv = torch.zeros(v.shape, dtype=acc, device=v.device)
+    for b, h, rows in _chunks(q.shape, _CHUNK_ELEMENTS):
         # Scaling the chunk's queries is cheaper than scaling its scores; dk reuses them.
-        q_rows, go = q[..., rows, :] * scale, grad_out[..., rows, :]
-        probs = _biased_softmax(_chunk_scores(q_rows, k, acc), row_factor, col_factor, rows, P)
-        dv = _accumulate(dv, torch.matmul(probs.transpose(-2, -1).to(go.dtype), go).to(acc))
+        q_rows, go = q[b, h, rows] * scale, grad_out[b, h, rows]
+        k_bh, v_bh = k[b, h], v[b, h]
+        row_bh, col_bh = row_factor[b, h], col_factor[b, h]
+        probs = _biased_softmax(_chunk_scores(q_rows, k_bh, acc), row_bh, col_bh, rows, P)
+        dv[b, h] += torch.matmul(probs.transpose(-2, -1).to(go.dtype), go).to(acc)
+        # d_row[b, h] and d_col[b, h] are views: the factor gradients land in place.
         d_scores = _softmax_backward_factors(
-            torch.matmul(go, v.transpose(-2, -1)).to(acc), probs,
-            delta[..., rows, :].contiguous(), row_factor, col_factor, d_row, d_col, rows, P)
+            torch.matmul(go, v_bh.transpose(-2, -1)).to(acc), probs,
+            delta[b, h, rows].contiguous(), row_bh, col_bh, d_row[b, h], d_col[b, h], rows, P)
         del probs
         ds_lp = d_scores.to(q.dtype)
-        dq_parts.append(torch.matmul(ds_lp, k).mul_(scale))
-        dk = _accumulate(dk, torch.matmul(ds_lp.transpose(-2, -1), q_rows).to(acc))
-    dq = dq_parts[0] if len(dq_parts) == 1 else torch.cat(dq_parts, dim=-2)
+        dq[b, h, rows] = torch.matmul(ds_lp, k_bh).mul_(scale)
+        dk[b, h] += torch.matmul(ds_lp.transpose(-2, -1), q_rows).to(acc)
     return (dq, dk.to(k.dtype), dv.to(v.dtype)) + _factor_gradients(
         terms, row_factor, col_factor, d_row, d_col)
 

@@ -147,7 +147,8 @@ def test_operator_passes_opcheck(dtype):
     var = (torch.rand(2, 2, 2, 15) * 4 + 0.5).requires_grad_()
     amp = torch.rand(1, 2, 2, 15).requires_grad_()
     var, amp = var.permute(1, 2, 3, 0), amp.permute(1, 2, 3, 0)
-    args = (q, k, v, var, amp, *grid, prefix, 0.1, -8.0)
+    # The operator takes the grid as the shape of the variances, (B, heads, H, W, 2).
+    args = (q, k, v, var.unflatten(2, grid), amp, prefix, 0.1, -8.0)
     torch.library.opcheck(torch.ops.locat.gaug_attention.default, args)
     out = torch.ops.locat.gaug_attention(*args)
     # Laid out (B, L, heads, c): the attention layer merges the heads without a copy.

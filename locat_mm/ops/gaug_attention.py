@@ -5,7 +5,9 @@ queries' variances and amplitudes. Registered with ``torch.library`` so that eve
 the dispatcher sees a single op with a known signature:
 
 - a fake (meta) implementation, so ``torch.compile`` and ``torch.export`` (dynamic shapes
-  included: the grid sizes are ``SymInt`` arguments) trace it without running it;
+  included) trace it without running it. The grid is no int argument but the shape of the
+  variances, (B, heads, H, W, 2): tracers that record int arguments as constants
+  (``torch.jit.trace``) then keep it a size of the graph, valid at every input size;
 - a registered autograd formula whose backward is a second operator,
   ``locat::gaug_attention_backward``, so compiled training steps have no graph break and an
   exported program can be differentiated;
@@ -20,7 +22,6 @@ the dispatcher sees a single op with a known signature:
 
 Nothing depends on Python-side caches keyed by sizes.
 """
-from functools import lru_cache
 from typing import Callable, Dict, Tuple
 
 import torch
@@ -42,56 +43,64 @@ def _new_output(q: Tensor) -> Tensor:
     return q.new_empty(B, L, heads, c).transpose(1, 2)
 
 
+def _grid_and_rows(var: Tensor) -> Tuple[Tuple[int, int], Tensor]:
+    """Variances (B, heads, H, W, 2) -> the grid (H, W) and the (B, heads, H * W, 2) rows."""
+    return (var.shape[2], var.shape[3]), var.flatten(2, 3)
+
+
 @torch.library.custom_op('locat::gaug_attention', mutates_args=())
-def _gaug_attention_op(q: Tensor, k: Tensor, v: Tensor, var: Tensor, amp: Tensor, grid_h: int,
-                       grid_w: int, num_prefix: int, eps: float, floor: float) -> Tensor:
+def _gaug_attention_op(q: Tensor, k: Tensor, v: Tensor, var: Tensor, amp: Tensor,
+                       num_prefix: int, eps: float, floor: float) -> Tensor:
     out = _new_output(q)
+    grid, var = _grid_and_rows(var)
     fused = fused_cpu_ops(q, k, v, var, amp)
     if fused is not None:
-        blocked_forward(fused, out, q, k, v, var, amp, (grid_h, grid_w), num_prefix, eps, floor)
+        blocked_forward(fused, out, q, k, v, var, amp, grid, num_prefix, eps, floor)
     else:
-        factored_forward(out, q, k, v, GaussianTerms.build(var, amp, (grid_h, grid_w), eps, floor),
+        factored_forward(out, q, k, v, GaussianTerms.build(var, amp, grid, eps, floor),
                          num_prefix)
     return out
 
 
 @_gaug_attention_op.register_fake
-def _(q, k, v, var, amp, grid_h, grid_w, num_prefix, eps, floor):
+def _(q, k, v, var, amp, num_prefix, eps, floor):
     return _new_output(q)
 
 
 @torch.library.custom_op('locat::gaug_attention_backward', mutates_args=())
 def _gaug_attention_backward_op(grad_out: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor,
-                                var: Tensor, amp: Tensor, grid_h: int, grid_w: int,
-                                num_prefix: int, eps: float, floor: float) -> Grads:
-    fused = fused_cpu_ops(grad_out, q, k, v, out, var, amp)
+                                var: Tensor, amp: Tensor, num_prefix: int, eps: float,
+                                floor: float) -> Grads:
+    grid, var_rows = _grid_and_rows(var)
+    fused = fused_cpu_ops(grad_out, q, k, v, out, var_rows, amp)
     if fused is not None:
-        return blocked_backward(fused, grad_out, q, k, v, out, var, amp, (grid_h, grid_w),
-                                num_prefix, eps, floor)
-    terms = GaussianTerms.build(var, amp, (grid_h, grid_w), eps, floor)
-    dq, dk, dv, d_inv, d_amp = factored_backward(grad_out, q, k, v, out, terms, num_prefix)
-    # inv = 1 / (var + eps)  =>  d var = -d inv * inv^2
-    d_var = -d_inv * terms.inv_var.square()
-    # Contiguous whatever the inputs' layouts, as the fake kernel says.
-    return tuple(g.to(t.dtype).contiguous() for g, t in zip((dq, dk, dv, d_var, d_amp),
-                                                            (q, k, v, var, amp)))
+        grads = blocked_backward(fused, grad_out, q, k, v, out, var_rows, amp, grid, num_prefix,
+                                 eps, floor)
+    else:
+        terms = GaussianTerms.build(var_rows, amp, grid, eps, floor)
+        dq, dk, dv, d_inv, d_amp = factored_backward(grad_out, q, k, v, out, terms, num_prefix)
+        # inv = 1 / (var + eps)  =>  d var = -d inv * inv^2
+        grads = (dq, dk, dv, -d_inv * terms.inv_var.square(), d_amp)
+    # In the inputs' shapes, contiguous whatever their layouts, as the fake kernel says.
+    return tuple(g.to(t.dtype).reshape(t.shape).contiguous()
+                 for g, t in zip(grads, (q, k, v, var, amp)))
 
 
 @_gaug_attention_backward_op.register_fake
-def _(grad_out, q, k, v, out, var, amp, grid_h, grid_w, num_prefix, eps, floor):
+def _(grad_out, q, k, v, out, var, amp, num_prefix, eps, floor):
     return tuple(t.new_empty(t.shape) for t in (q, k, v, var, amp))
 
 
 def _setup_context(ctx, inputs: tuple, output: Tensor) -> None:
-    q, k, v, var, amp, grid_h, grid_w, num_prefix, eps, floor = inputs
+    q, k, v, var, amp, num_prefix, eps, floor = inputs
     ctx.save_for_backward(q, k, v, output, var, amp)
-    ctx.args = (grid_h, grid_w, num_prefix, eps, floor)
+    ctx.args = (num_prefix, eps, floor)
 
 
 def _backward(ctx, grad_out: Tensor):
     q, k, v, out, var, amp = ctx.saved_tensors
     grads = _gaug_attention_backward_op(grad_out, q, k, v, out, var, amp, *ctx.args)
-    return (*grads, None, None, None, None, None)
+    return (*grads, None, None, None)
 
 
 _gaug_attention_op.register_autograd(_backward, setup_context=_setup_context)
@@ -112,28 +121,12 @@ def gaug_attention(q: Tensor, k: Tensor, v: Tensor, var: Tensor, amp: Tensor,
     Returns:
         Tensor: (B, heads, P + N, c), q's dtype.
     """
-    if torch.jit.is_tracing() and isinstance(grid[0], Tensor):
-        # The tracer records an op's int arguments as constants; through a scripted call the
-        # grid stays a value of the graph, so a trace runs at every input size.
-        return _traced_call()(q, k, v, var, amp, torch.stack([grid[0], grid[1]]), num_prefix,
-                              eps, floor)
-    return _gaug_attention_op(q, k, v, var, amp, grid[0], grid[1], num_prefix, eps, floor)
+    return _gaug_attention_op(q, k, v, var.unflatten(2, grid), amp, num_prefix, eps, floor)
 
 
-def _call_with_grid_tensor(q: Tensor, k: Tensor, v: Tensor, var: Tensor, amp: Tensor,
-                           grid: Tensor, num_prefix: int, eps: float, floor: float) -> Tensor:
-    return torch.ops.locat.gaug_attention(q, k, v, var, amp, int(grid[0]), int(grid[1]),
-                                          num_prefix, eps, floor)
-
-
-@lru_cache(maxsize=1)
-def _traced_call() -> Callable[..., Tensor]:
-    """The operator behind a TorchScript function that reads the grid from a (2,) tensor."""
-    return torch.jit.script(_call_with_grid_tensor)
-
-
-def _decompose(q, k, v, var, amp, grid_h, grid_w, num_prefix, eps, floor):
-    return dense_gaug_attention(q, k, v, var, amp, (grid_h, grid_w), num_prefix, eps, floor)
+def _decompose(q, k, v, var, amp, num_prefix, eps, floor):
+    grid, var = _grid_and_rows(var)
+    return dense_gaug_attention(q, k, v, var, amp, grid, num_prefix, eps, floor)
 
 
 # For ``ExportedProgram.run_decompositions``: the op as plain ATen (the dense formula).

@@ -170,15 +170,21 @@ struct BlockFactors {
 // denominator.
 float bias_exp_row(float* srow, int64_t L, int64_t P, const float* g, float a, const float* c,
                    int64_t H, int64_t W) {
+  // The max reductions are vectorised by their pragmas (-fno-finite-math-only alone would
+  // keep them scalar); a vector max may skip a NaN, but the NaN stays in the row and its
+  // exp(NaN - m) makes the sum, so the whole row, NaN.
   float m = srow[0];
+#pragma omp simd reduction(max : m)
   for (int64_t j = 1; j < P; ++j) m = std::max(m, srow[j]);
   if (g == nullptr) {
+#pragma omp simd reduction(max : m)
     for (int64_t j = P; j < L; ++j) m = std::max(m, srow[j]);
   } else {
     float* patch = srow + P;
     for (int64_t y = 0; y < H; ++y) {
       const float ry = a * g[y];
       float* dst = patch + y * W;
+#pragma omp simd reduction(max : m)
       for (int64_t x = 0; x < W; ++x) {
         dst[x] += ry * c[x];
         m = std::max(m, dst[x]);

@@ -2,7 +2,8 @@
 
 The forward and backward passes behind the registered operator (``gaug_attention.py``) where
 no fused kernel applies (other devices and dtypes, ``LOCAT_FUSED_CPU=0``): ATen ops chunk by
-chunk of query rows, keeping nothing N x N between chunks.
+chunk of scores (whole images, whole heads or row blocks of one head, see ``_chunks``), keeping
+nothing N x N between chunks.
 """
 import math
 from typing import List, Optional, Sequence, Tuple
@@ -134,7 +135,7 @@ def _chunk_scores(q_rows: Tensor, k: Tensor, acc: torch.dtype) -> Tensor:
 
 def factored_forward(out: Tensor, q: Tensor, k: Tensor, v: Tensor, terms: GaussianTerms,
                      num_prefix: int) -> None:
-    """Gaussian-biased attention chunk by chunk of query rows: the fused scaled-dot-product
+    """Gaussian-biased attention chunk by chunk (``_chunks``): the fused scaled-dot-product
     kernel with the chunk's bias as an additive mask.
 
     Args:

@@ -43,13 +43,26 @@ class GaussianAugmentation(nn.Module):
         super().__init__()
         self.log_var = nn.Linear(head_dim, 2)
         self.log_alpha = nn.Linear(head_dim, 1)
-        self.base_grid = tuple(base_grid)
+        self.set_base_grid(base_grid)
+
+    def set_base_grid(self, base_grid: Tuple[int, int]) -> None:
+        """Sets the grid ``(H0, W0)`` the maps were trained on, and the constants that follow
+        from it (K, the variance shift, eps, the distance floor): loading weights trained on
+        another grid than the one the model was built for calls this."""
+        self.base_grid = tuple(int(side) for side in base_grid)
         var_max = max(self.base_grid)**2
         self.var_max = float(var_max)
         # Puts v = 1 at s = 0, so an untrained layer starts with a one-patch Gaussian.
         self.var_shift = math.log(var_max - 1) if var_max > 2 else 0.0
         self.eps = gaug_eps(self.base_grid)
         self.dist_floor = dist_floor(self.base_grid)
+
+    def reset_parameters(self) -> None:
+        """The authors' start (timm's initialisation of every Linear): trunc-normal(0.02)
+        weights and zero biases, so a query near 0 gets variance 1 and amplitude softplus(0)."""
+        for linear in (self.log_var, self.log_alpha):
+            nn.init.trunc_normal_(linear.weight, std=.02)
+            nn.init.zeros_(linear.bias)
 
     def forward(self, q: Tensor, grid: Tuple[int, int],
                 num_prefix: int = 0) -> Tuple[Tensor, Tensor]:

@@ -7,12 +7,14 @@ import os.path as osp
 import re
 import tempfile
 from collections import OrderedDict
-from typing import Callable, Dict, Iterable, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from ..checkpoint import load_checkpoint
+from ..layers.patch_embed import resize_pos_embed
+from .ckpt_geometry import source_grid
 
 # (pattern, replacement) from the reference's (timm) key names to this project's.
 _TIMM_TO_MM = (
@@ -76,6 +78,96 @@ def to_own_layout(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
     return state_dict
 
 
+def logger():
+    """mmengine's current logger, imported on use: the converters run with torch alone."""
+    from mmengine.logging import MMLogger
+    return MMLogger.get_current_instance()
+
+
+# Local-metadata entry (``state_dict._metadata[<backbone prefix>]``) in which a backbone's state
+# dict records its position-embedding grid: the token count alone cannot tell 16 x 64 from 32 x 32.
+POS_GRID_META = 'pos_embed_grid'
+# Buffer of a backbone with GAug: the patch grid (H0, W0) its GAug maps were trained on.
+GAUG_GRID_KEY = 'gaug_base_grid'
+
+
+def adapt_vit_state_dict(state_dict: Dict[str, Tensor], model: Any,
+                         metadata: Optional[dict] = None) -> 'OrderedDict[str, Tensor]':
+    """A ViT/LocAtViT backbone state dict in any layout this project reads, fitted to ``model``
+    (the part of timm's ``checkpoint_filter_fn`` a backbone needs). Pure: ``model`` is read,
+    never changed, and ``state_dict`` is not modified.
+
+    - Layouts: the authors' (timm), mmseg's ``VisionTransformer`` and this project's (=
+      mmpretrain's) keys.
+    - ``cls_token`` (and a class-token entry of ``pos_embed``) dropped when ``model`` has no
+      class token, as mmpretrain does.
+    - ``gaug_base_grid`` (GAug models): kept when the checkpoint has it; else, for a checkpoint
+      with GAug weights, the grid of its position embedding (the authors' models run GAug on the
+      grid they were built for); else (plain weights, or no position embedding) ``model``'s
+      ``img_size`` grid, with a warning when GAug weights are there but no grid is.
+    - ``pos_embed`` resized from its grid to ``model.patch_resolution``. The grid is the one the
+      checkpoint records (``metadata['pos_embed_grid']``: LocAtViT writes it), else read from
+      the token count (:func:`~.ckpt_geometry.source_grid`).
+
+    Args:
+        state_dict (dict[str, Tensor]): Backbone keys (prefix already stripped).
+        model (LocAtViT): The backbone to load into.
+        metadata (dict, optional): The checkpoint's local metadata of the backbone module.
+
+    Returns:
+        OrderedDict[str, Tensor]: Keys in this project's layout.
+
+    Raises:
+        ValueError: The position embedding's grid cannot be told (see ``source_grid``).
+    """
+    out = OrderedDict(to_own_layout(state_dict))
+    if model.cls_token is None:
+        out.pop('cls_token', None)
+    src = None
+    if 'pos_embed' in out:
+        known = (metadata or {}).get(POS_GRID_META)
+        out['pos_embed'], src = _pos_embed_and_grid(out['pos_embed'], model, known)
+    if hasattr(model, GAUG_GRID_KEY) and GAUG_GRID_KEY not in out:
+        out[GAUG_GRID_KEY] = torch.tensor(_trained_gaug_grid(out, src, model), dtype=torch.long)
+    if src is not None and model.pos_embed is not None and src != tuple(model.patch_resolution):
+        logger().info(
+            f'Resize the pos_embed shape from {tuple(out["pos_embed"].shape)} (grid '
+            f'{src[0]}x{src[1]}) to {tuple(model.pos_embed.shape)}.')
+        out['pos_embed'] = resize_pos_embed(
+            out['pos_embed'], src, model.patch_resolution, model.interpolate_mode,
+            model.num_pos_prefix, antialias=model.pos_embed_antialias)
+    return out
+
+
+def _pos_embed_and_grid(pos_embed: Tensor, model: Any,
+                        known: Optional[Tuple[int, int]]) -> Tuple[Tensor, Tuple[int, int]]:
+    """A checkpoint's position embedding with the prefix entries ``model``'s covers, and its
+    patch grid."""
+    num_prefix = model.num_pos_prefix
+    own = tuple(model.patch_resolution) if model.pos_embed is not None else None
+    if not model.with_cls_token:
+        patches = known[0] * known[1] if known is not None else \
+            own[0] * own[1] if own is not None else None
+        if patches is not None and pos_embed.shape[1] == patches + num_prefix + 1:
+            pos_embed = pos_embed[:, 1:]
+    return pos_embed, source_grid(pos_embed.shape[1] - num_prefix, known, own)
+
+
+def _trained_gaug_grid(state_dict: Dict[str, Tensor], pos_grid: Optional[Tuple[int, int]],
+                       model: Any) -> Tuple[int, int]:
+    """The grid the GAug maps of a checkpoint without ``gaug_base_grid`` were trained on."""
+    if not any('.gaug.' in key for key in state_dict):
+        return tuple(model.patch_resolution)
+    if pos_grid is not None:
+        return pos_grid
+    logger().warning(
+        'The checkpoint has GAug weights but records no GAug grid and has no position '
+        f'embedding to read one from: GAug runs on the grid of img_size, '
+        f'{model.patch_resolution[0]}x{model.patch_resolution[1]}. If the weights were '
+        'trained at another image size, build the backbone with that img_size.')
+    return tuple(model.patch_resolution)
+
+
 def convert_timm_state_dict(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
     """A reference (timm-layout) state dict in this project's backbone layout.
 
@@ -95,6 +187,22 @@ def unwrap_state_dict(checkpoint: dict) -> Dict[str, Tensor]:
     return checkpoint
 
 
+def strip_wrapper_prefix(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """Without the ``module.`` that a ``DistributedDataParallel`` wrapper puts before every key
+    (mmseg's Swin strips it too); other state dicts come back unchanged."""
+    if state_dict and all(k.startswith('module.') for k in state_dict):
+        return OrderedDict((k[len('module.'):], v) for k, v in state_dict.items())
+    return state_dict
+
+
+def resolve_prefix(state_dict: Dict[str, Tensor], prefix: Optional[str]) -> str:
+    """Where a backbone sits, ending in ``.`` (or ``''``: the whole state dict). With
+    ``prefix=None``: ``backbone.`` when a key starts with it, else ``''``."""
+    if prefix is None:
+        prefix = 'backbone.' if any(k.startswith('backbone.') for k in state_dict) else ''
+    return prefix + '.' if prefix and not prefix.endswith('.') else prefix
+
+
 def select_prefix(state_dict: Dict[str, Tensor],
                   prefix: Optional[str]) -> Dict[str, Tensor]:
     """Keys under ``prefix`` with it stripped.
@@ -102,12 +210,9 @@ def select_prefix(state_dict: Dict[str, Tensor],
     With ``prefix=None``, a checkpoint of a whole OpenMMLab model (keys ``backbone.*``) gives its
     backbone, and any other state dict is taken as it is.
     """
-    if prefix is None:
-        prefix = 'backbone.' if any(k.startswith('backbone.') for k in state_dict) else ''
+    prefix = resolve_prefix(state_dict, prefix)
     if not prefix:
         return dict(state_dict)
-    if not prefix.endswith('.'):
-        prefix += '.'
     picked = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
     if not picked:
         raise ValueError(f'the checkpoint has no key starting with {prefix!r}; '
@@ -203,7 +308,22 @@ def convert_timm_classifier(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, 
             converted[MM_HEAD_PREFIX + key[len('head.'):]] = value
         else:
             converted['backbone.' + convert_timm_key(key)] = value
+    grid = timm_gaug_grid(state_dict)
+    if grid is not None:
+        converted['backbone.' + GAUG_GRID_KEY] = torch.tensor(grid, dtype=torch.long)
     return converted
+
+
+def timm_gaug_grid(state_dict: Dict[str, Tensor]) -> Optional[Tuple[int, int]]:
+    """The grid the GAug maps of an authors' (timm-layout) LocAtViT were trained on: that of its
+    position embedding (their models run GAug on the grid they are built for). None without
+    GAug or without a position embedding."""
+    pos_embed = state_dict.get('pos_embed')
+    if pos_embed is None or not any('.gaug.' in key for key in state_dict):
+        return None
+    # timm embeds the class token's position unless registers (no_embed_class) or no class.
+    num_prefix = int('cls_token' in state_dict and 'reg_token' not in state_dict)
+    return source_grid(pos_embed.shape[1] - num_prefix)
 
 
 def classifier_meta(state_dict: Dict[str, Tensor], source: str) -> dict:

@@ -8,11 +8,13 @@ mmpretrain's (and mmseg's) ``SwinTransformer``: ``stages.{i}.blocks.{j}.attn.w_m
 import os.path as osp
 import re
 from collections import OrderedDict
-from typing import Dict, Iterable, List, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from torch import Tensor
 
-from .ckpt_convert import convert_classifier_file
+from .ckpt_convert import POS_GRID_META, convert_classifier_file, logger
+from .ckpt_geometry import (fit_abs_pos_embed, relative_table_window,
+                            resize_relative_position_table)
 
 _TIMM_BLOCK = re.compile(r'^layers\.(\d+)\.blocks\.(\d+)\.(.+)$')
 _TIMM_DOWNSAMPLE = re.compile(r'^layers\.(\d+)\.downsample\.(norm|reduction)\.(weight|bias)$')
@@ -94,9 +96,54 @@ def convert_timm_swin_state_dict(state_dict: Dict[str, Tensor]) -> 'OrderedDict[
     return converted
 
 
-def drop_stale_buffers(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """Without stored shifted-window masks (old mmpretrain and timm checkpoints kept them)."""
-    return {k: v for k, v in state_dict.items() if not k.endswith('attn_mask')}
+def adapt_swin_state_dict(state_dict: Dict[str, Tensor], model: Any,
+                          metadata: Optional[dict] = None) -> 'OrderedDict[str, Tensor]':
+    """A Swin/LocAtSwin backbone state dict in any layout this project reads, fitted to
+    ``model``. Pure: ``model`` is read, never changed, and ``state_dict`` is not modified.
+
+    Reads every layout mmpretrain's and mmseg's Swin loaders read:
+
+    - this project's = mmpretrain's current (``_version`` 3) = mmseg's layout;
+    - the authors' (timm, both merge placements) and the official Swin layout (what mmseg's
+      ``swin2mmseg`` converts), through :func:`convert_timm_swin_state_dict`;
+    - mmpretrain's before ``_version`` 2: the final norm as ``norm.*``, renamed
+      ``norm{last}.*`` (mmpretrain renames it in ``_load_from_state_dict``);
+    - stored shifted-window masks (``attn_mask``, mmpretrain before ``_version`` 3, timm)
+      dropped; the relative-position index (a constant) taken from ``model``.
+
+    And fits the geometry: a ``relative_position_bias_table`` of another window size is resized
+    as mmseg does (:func:`~.ckpt_geometry.resize_relative_position_table`); an
+    ``absolute_pos_embed`` (mmpretrain's (1, H*W, C) or mmseg's (1, C, H, W)) is fitted to
+    ``model.patch_resolution`` (grid from ``metadata['pos_embed_grid']`` when recorded) when the
+    model has one.
+
+    Args:
+        state_dict (dict[str, Tensor]): Backbone keys (prefix already stripped).
+        model (LocAtSwin): The backbone to load into.
+        metadata (dict, optional): The checkpoint's local metadata of the backbone module.
+    """
+    out = convert_timm_swin_state_dict(state_dict) if is_timm_swin_layout(state_dict) \
+        else OrderedDict(state_dict)
+    final_norm = f'norm{len(model.stages) - 1}.'
+    for key in [k for k in out if k.startswith('norm.')]:
+        out.setdefault(final_norm + key[len('norm.'):], out.pop(key))
+    own = model.state_dict()
+    for key in list(out):
+        if key.endswith('attn_mask'):
+            del out[key]
+        elif (key.endswith('relative_position_bias_table') and key in own
+              and out[key].shape[0] != own[key].shape[0]):
+            window = relative_table_window(own[key])
+            logger().info(f'Resize {key} from {tuple(out[key].shape)} to a {window}x{window} '
+                          'window.')
+            out[key] = resize_relative_position_table(out[key], window)
+    out.update((key, value) for key, value in own.items()
+               if key.endswith('relative_position_index'))
+    if 'absolute_pos_embed' in out and getattr(model, 'absolute_pos_embed', None) is not None:
+        out['absolute_pos_embed'] = fit_abs_pos_embed(
+            out['absolute_pos_embed'], model.patch_resolution,
+            (metadata or {}).get(POS_GRID_META), getattr(model, 'interpolate_mode', 'bicubic'))
+    return out
 
 
 def swin_mismatch(model_keys: Iterable[str], ckpt_keys: Iterable[str]) -> Tuple[List, List]:

@@ -6,7 +6,6 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import PatchEmbed
-from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor
@@ -16,9 +15,9 @@ from ...layers.prr import parameter_free_attention
 from ...layers.swin_blocks import LocAtSwinStage
 from ...layers.window_attention import WindowLocAtAttention
 from ...registry import register_everywhere
-from ..swin_ckpt_convert import (convert_timm_swin_state_dict, describe_swin_mismatch,
-                                 drop_stale_buffers, is_timm_swin_layout, swin_mismatch)
-from .pretrained import check_fit, parse_out_indices, read_backbone_state_dict
+from ..swin_ckpt_convert import adapt_swin_state_dict, describe_swin_mismatch, swin_mismatch
+from .pretrained import (adapt_in_place, init_backbone, load_backbone, parse_out_indices,
+                         record_geometry)
 
 
 def _mmseg_to_mmpretrain(embed_dims: int = 96,
@@ -283,6 +282,7 @@ class LocAtSwin(BaseModule):
             raise ValueError(f'frozen_stages={frozen_stages} is out of range for '
                              f'{self.num_layers} stages')
         self._freeze_stages()
+        record_geometry(self, gaug_grid=None)
 
     # ------------------------------------------------------------------ construction helpers
     def _parse_arch(self, arch: Union[str, dict]) -> dict:
@@ -299,35 +299,44 @@ class LocAtSwin(BaseModule):
         return dict(arch)
 
     def init_weights(self) -> None:
-        """Loads ``init_cfg``'s checkpoint, or initialises as timm's Swin does."""
-        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
-            self.load_pretrained(
-                self.init_cfg['checkpoint'],
-                prefix=self.init_cfg.get('prefix'),
-                map_location=self.init_cfg.get('map_location', 'cpu'),
-                strict=self.init_cfg.get('strict', True))
-            self._is_init = True
-            return
-        super().init_weights()
-        if self.init_cfg is None:
-            for m in self.modules():
-                if isinstance(m, nn.Linear):
-                    trunc_normal_(m.weight, std=.02)
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
-                elif isinstance(m, nn.LayerNorm):
-                    nn.init.ones_(m.weight)
+        """Initialises, then loads a ``Pretrained`` checkpoint when ``init_cfg`` has one, in the
+        order both backbones share (:func:`~.pretrained.init_backbone`): without other
+        init_cfg entries as timm's Swin (and the authors' LocAtSwin); with some (a dict or a
+        list), those entries then trunc-normal relative-position tables as upstream's window
+        attention adds; GAug's maps at the authors' start; a ``Pretrained`` entry last, so its
+        weights (relative-position tables included) are what the model ends with."""
+        init_backbone(self, self._init_as_reference, self._init_as_upstream,
+                      self.load_pretrained)
+
+    def _init_as_reference(self) -> None:
+        """timm's Swin initialisation (the authors' LocAtSwin)."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_(m.weight, std=.02)
+                if m.bias is not None:
                     nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        self._init_as_upstream()
+
+    def _init_as_upstream(self) -> None:
+        """What upstream's Swin initialises after an ``init_cfg``: the relative-position
+        tables (its window attention's ``init_weights``) and an absolute position embedding."""
         for m in self.modules():
             if isinstance(m, WindowLocAtAttention):
                 trunc_normal_(m.relative_position_bias_table, std=.02)
+        if getattr(self, 'absolute_pos_embed', None) is not None:
+            trunc_normal_(self.absolute_pos_embed, std=.02)
 
     def load_pretrained(self,
                         checkpoint: str,
                         prefix: Optional[str] = None,
                         map_location: str = 'cpu',
-                        strict: bool = True) -> None:
-        """Loads backbone weights from a checkpoint file.
+                        strict: bool = True,
+                        pos_embed_grid: Optional[Sequence[int]] = None) -> None:
+        """Loads backbone weights from a checkpoint file (:func:`~.pretrained.load_backbone`
+        with :func:`~..swin_ckpt_convert.adapt_swin_state_dict`).
 
         Args:
             checkpoint (str): Path or URL (anything mmengine's loaders read).
@@ -336,31 +345,17 @@ class LocAtSwin(BaseModule):
             map_location (str): Device to load tensors to.
             strict (bool): Raise on keys that do not fit (classifier and output norms the
                 backbone lacks excused); with False they are only logged.
+            pos_embed_grid (Sequence[int], optional): Grid (H, W) of the checkpoint's absolute
+                position embedding, where neither the checkpoint nor its token count tells it.
         """
-        state_dict = read_backbone_state_dict(checkpoint, prefix, map_location)
-        if is_timm_swin_layout(state_dict):
-            state_dict = convert_timm_swin_state_dict(state_dict)
-        state_dict = drop_stale_buffers(state_dict)
-        check_fit(self.state_dict().keys(), state_dict.keys(), checkpoint, swin_mismatch,
-                  describe_swin_mismatch, strict)
-        own = self.state_dict()
-        self.load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=False)
-        MMLogger.get_current_instance().info(f'LocAtSwin: loaded {checkpoint}')
+        load_backbone(self, checkpoint, adapt_swin_state_dict, swin_mismatch,
+                      describe_swin_mismatch, prefix, map_location, strict, pos_embed_grid)
 
-    def _adapt_state_dict(self, state_dict: Dict[str, Tensor], prefix: str, *args,
-                          **kwargs) -> None:
-        """Load pre-hook: reads the authors' (timm) layout, drops stored shift masks and
-        supplies the constant relative-position index where a checkpoint lacks it."""
-        own = {k[len(prefix):]: k for k in state_dict if k.startswith(prefix)}
-        if is_timm_swin_layout(own):
-            for key, value in convert_timm_swin_state_dict(
-                    {k: state_dict.pop(full) for k, full in own.items()}).items():
-                state_dict[prefix + key] = value
-        for key in [k for k in state_dict if k.startswith(prefix) and k.endswith('attn_mask')]:
-            del state_dict[key]
-        for name, buffer in self.named_buffers():
-            if name.endswith('relative_position_index') and prefix + name not in state_dict:
-                state_dict[prefix + name] = buffer
+    def _adapt_state_dict(self, state_dict: Dict[str, Tensor], prefix: str,
+                          local_metadata: Optional[dict] = None, *args, **kwargs) -> None:
+        """Load pre-hook (so ``load_state_dict`` and ``load_from`` read every layout too):
+        :func:`~..swin_ckpt_convert.adapt_swin_state_dict` on this backbone's keys."""
+        adapt_in_place(self, adapt_swin_state_dict, state_dict, prefix, local_metadata)
 
     # ------------------------------------------------------------------ training state
     def _freeze_stages(self) -> None:

@@ -12,16 +12,17 @@ import numpy as np
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_activation_layer, build_norm_layer
-from mmengine.logging import MMLogger
 from mmengine.model import BaseModule, ModuleList
-from mmengine.model.weight_init import initialize, trunc_normal_
+from mmengine.model.weight_init import trunc_normal_
 from mmengine.registry import DefaultScope
 from torch import Tensor
 
 from ...layers import (LocAtEncoderLayer, PadPatchEmbed, PatchRepresentationRefinement,
                        resize_pos_embed, to_2tuple)
-from ..ckpt_convert import describe_mismatch, mismatched_keys, to_own_layout
-from .pretrained import check_fit, parse_out_indices, read_backbone_state_dict
+from ..ckpt_convert import (GAUG_GRID_KEY, adapt_vit_state_dict, describe_mismatch,
+                            mismatched_keys)
+from .pretrained import (adapt_in_place, apply_gaug_grid, init_backbone, load_backbone,
+                         parse_out_indices, record_geometry)
 
 # Arguments only mmseg's VisionTransformer has: any of them marks a config written for mmseg.
 # (``pretrained``, ``with_cp`` and ``attn_drop_rate`` mean the same in both and mark nothing:
@@ -375,6 +376,7 @@ class LocAtViT(BaseModule):
         # PRR has no weights; a module so that print(model) and forward hooks see it.
         self.with_prr = prr
         self.prr = PatchRepresentationRefinement(self.num_heads) if prr else nn.Identity()
+        record_geometry(self, self.patch_resolution)
 
         self.frozen_stages = frozen_stages
         if frozen_stages > 0:
@@ -486,7 +488,8 @@ class LocAtViT(BaseModule):
 
     # ------------------------------------------------------------------ weights
     def init_weights(self) -> None:
-        """Initialises, then loads a ``Pretrained`` checkpoint when ``init_cfg`` has one.
+        """Initialises, then loads a ``Pretrained`` checkpoint when ``init_cfg`` has one
+        (the order both backbones share: :func:`~.pretrained.init_backbone`).
 
         - ``init_cfg`` None or only ``Pretrained``: the authors' (timm) initialisation:
           trunc-normal(0.02) Linear weights and position embedding, zero Linear biases,
@@ -495,29 +498,16 @@ class LocAtViT(BaseModule):
           are applied, then the toolbox's own initialisation on top: mmpretrain's
           (xavier-uniform MLP weights with normal(1e-6) biases) in mmpretrain mode, and in both
           modes trunc-normal(0.02) position embedding, class and register tokens.
-        - ``dict(type='Pretrained', checkpoint=PATH, prefix=None, strict=True)`` then loads
-          this project's, an mmpretrain or mmseg model's (``backbone.`` found automatically)
-          or the authors' (timm layout) weights; keys that do not fit raise an error naming
-          them unless ``strict=False``.
+        - Either way GAug's maps then start as the authors' (variance 1, SPEC section 1).
+        - ``dict(type='Pretrained', checkpoint=PATH, prefix=None, strict=True,
+          pos_embed_grid=None)`` then loads this project's, an mmpretrain or mmseg model's
+          (``backbone.`` found automatically) or the authors' (timm layout) weights; keys that
+          do not fit raise an error naming them unless ``strict=False``. ``pos_embed_grid``
+          (H, W) states the grid of a checkpoint's position embedding where neither the
+          checkpoint nor its token count tells it.
         """
-        cfgs = _as_list(self.init_cfg)
-        pretrained = [cfg for cfg in cfgs if cfg.get('type') == 'Pretrained']
-        others = [cfg for cfg in cfgs if cfg.get('type') != 'Pretrained']
-        if len(pretrained) > 1:
-            raise ValueError('init_cfg has more than one Pretrained entry')
-        if others:
-            initialize(self, others)
-            self._init_as_upstream()
-        else:
-            self._init_as_reference()
-        if pretrained:
-            cfg = pretrained[0]
-            self.load_pretrained(
-                cfg['checkpoint'],
-                prefix=cfg.get('prefix'),
-                map_location=cfg.get('map_location', 'cpu'),
-                strict=cfg.get('strict', True))
-        self._is_init = True
+        init_backbone(self, self._init_as_reference, self._init_as_upstream,
+                      self.load_pretrained)
 
     def _init_as_reference(self) -> None:
         """The authors' (timm) initialisation."""
@@ -548,8 +538,10 @@ class LocAtViT(BaseModule):
                         checkpoint: str,
                         prefix: Optional[str] = None,
                         map_location: str = 'cpu',
-                        strict: bool = True) -> None:
-        """Loads backbone weights from a checkpoint file.
+                        strict: bool = True,
+                        pos_embed_grid: Optional[Sequence[int]] = None) -> None:
+        """Loads backbone weights from a checkpoint file (:func:`~.pretrained.load_backbone`
+        with :func:`~..ckpt_convert.adapt_vit_state_dict`).
 
         Args:
             checkpoint (str): Path or URL (anything mmengine's loaders read).
@@ -558,43 +550,20 @@ class LocAtViT(BaseModule):
             map_location (str): Device to load tensors to.
             strict (bool): Raise on keys that do not fit (classifier and final-norm keys
                 excused); with False they are only logged.
+            pos_embed_grid (Sequence[int], optional): Grid (H, W) of the checkpoint's position
+                embedding, where neither the checkpoint nor its token count tells it.
         """
-        state_dict = read_backbone_state_dict(checkpoint, prefix, map_location)
-        self._adapt_state_dict(state_dict, '')
-        check_fit(self.state_dict().keys(), state_dict.keys(), checkpoint, mismatched_keys,
-                  describe_mismatch, strict)
-        self.load_state_dict(state_dict, strict=False)
-        MMLogger.get_current_instance().info(f'LocAtViT: loaded {checkpoint}')
+        load_backbone(self, checkpoint, adapt_vit_state_dict, mismatched_keys,
+                      describe_mismatch, prefix, map_location, strict, pos_embed_grid)
 
-    def _adapt_state_dict(self, state_dict: Dict[str, Tensor], prefix: str, *args,
-                          **kwargs) -> None:
-        """Load pre-hook: reads the timm and mmseg layouts and fits the position embedding.
-
-        Also serves ``load_state_dict`` (e.g. ``load_from``). The embedding of a checkpoint
-        built for another grid is resized (see ``pos_embed_antialias``); a class-token entry
-        (and ``cls_token``) this backbone has no use for is dropped, as upstream does.
-        """
-        own = {k[len(prefix):]: k for k in state_dict if k.startswith(prefix)}
-        converted = to_own_layout({k: state_dict[full] for k, full in own.items()})
-        if set(converted) != set(own):
-            for full in own.values():
-                del state_dict[full]
-            state_dict.update({prefix + k: v for k, v in converted.items()})
-        if self.cls_token is None:
-            state_dict.pop(prefix + 'cls_token', None)
-        name = prefix + 'pos_embed'
-        if name not in state_dict or self.pos_embed is None:
-            return
-        pos_embed = state_dict[name]
-        if not self.with_cls_token and pos_embed.shape[1] == self.pos_embed.shape[1] + 1:
-            pos_embed = pos_embed[:, 1:]
-        if pos_embed.shape != self.pos_embed.shape:
-            side = int(round((pos_embed.shape[1] - self.num_pos_prefix)**0.5))
-            MMLogger.get_current_instance().info(
-                f'Resize the pos_embed shape from {tuple(pos_embed.shape)} to '
-                f'{tuple(self.pos_embed.shape)}.')
-            pos_embed = self._resize_pos_embed(pos_embed, (side, side), self.patch_resolution)
-        state_dict[name] = pos_embed
+    def _adapt_state_dict(self, state_dict: Dict[str, Tensor], prefix: str,
+                          local_metadata: Optional[dict] = None, *args, **kwargs) -> None:
+        """Load pre-hook (so ``load_state_dict`` and ``load_from`` read every layout too):
+        :func:`~..ckpt_convert.adapt_vit_state_dict` on this backbone's keys, then GAug set to
+        the grid its weights were trained on (``gaug_base_grid``)."""
+        adapted = adapt_in_place(self, adapt_vit_state_dict, state_dict, prefix, local_metadata)
+        if GAUG_GRID_KEY in adapted:
+            apply_gaug_grid(self, adapted[GAUG_GRID_KEY].tolist())
 
     def _resize_pos_embed(self, pos_embed: Tensor, src: Tuple[int, int],
                           dst: Tuple[int, int]) -> Tensor:

@@ -18,6 +18,7 @@ from mmengine.model.weight_init import initialize, trunc_normal_
 from mmengine.registry import DefaultScope
 from torch import Tensor
 
+from ...hub import check_release_fits
 from ...layers import (LocAtEncoderLayer, PadPatchEmbed, PatchRepresentationRefinement,
                        resize_pos_embed, to_2tuple)
 from ..ckpt_convert import describe_mismatch, mismatched_keys, to_own_layout
@@ -560,20 +561,23 @@ class LocAtViT(BaseModule):
                 excused); with False they are only logged.
         """
         state_dict = read_backbone_state_dict(checkpoint, prefix, map_location)
-        self._adapt_state_dict(state_dict, '')
+        self._adapt_state_dict(state_dict, '', state_dict._metadata.get('', {}))
         check_fit(self.state_dict().keys(), state_dict.keys(), checkpoint, mismatched_keys,
                   describe_mismatch, strict)
         self.load_state_dict(state_dict, strict=False)
         MMLogger.get_current_instance().info(f'LocAtViT: loaded {checkpoint}')
 
-    def _adapt_state_dict(self, state_dict: Dict[str, Tensor], prefix: str, *args,
-                          **kwargs) -> None:
+    def _adapt_state_dict(self, state_dict: Dict[str, Tensor], prefix: str,
+                          local_metadata: Optional[dict] = None, *args, **kwargs) -> None:
         """Load pre-hook: reads the timm and mmseg layouts and fits the position embedding.
 
         Also serves ``load_state_dict`` (e.g. ``load_from``). The embedding of a checkpoint
         built for another grid is resized (see ``pos_embed_antialias``); a class-token entry
-        (and ``cls_token``) this backbone has no use for is dropped, as upstream does.
+        (and ``cls_token``) this backbone has no use for is dropped, as upstream does. A
+        release read from the hub (``hf-hub:``) must describe this architecture
+        (:func:`locat_mm.hub.check_release_fits`).
         """
+        check_release_fits(self, local_metadata)
         own = {k[len(prefix):]: k for k in state_dict if k.startswith(prefix)}
         converted = to_own_layout({k: state_dict[full] for k, full in own.items()})
         if set(converted) != set(own):

@@ -26,7 +26,7 @@ def read_backbone_state_dict(checkpoint: str, prefix: Optional[str],
             f'Pretrained checkpoint {checkpoint!r} not found: set '
             'model.backbone.init_cfg.checkpoint to an existing file (or remove init_cfg '
             'to train from scratch).') from err
-    return dict(select_prefix(unwrap_state_dict(raw), prefix))
+    return select_prefix(unwrap_state_dict(raw), prefix)
 
 
 def check_fit(model_keys: Iterable[str], ckpt_keys: Iterable[str], checkpoint: str,

@@ -268,3 +268,38 @@ def test_model_index_loads_the_release_by_name(tiny_release, monkeypatch):
     assert isinstance(result['pred_class'], str) and result['pred_class']
     assert by_name._dataset_meta['classes'][result['pred_label']] == result['pred_class']
 
+
+
+@pytest.mark.slow
+def test_tools_test_evaluates_a_release(reference_fixture, offline, tmp_path):
+    """tools/test.py CONFIG hf-hub:... (the Runner's load_from): the same predictions as
+    the release's weights given as an authors' file, which tools/test.py converts itself."""
+    import pickle
+
+    from demo_helpers import load_tool
+    from test_launchers import MMPRETRAIN_CONFIG
+
+    from locat_mm.datasets import make_synthetic_classification
+    root = str(tmp_path / 'cls')
+    make_synthetic_classification(root, num_train=2, num_val=4, size=32)
+    config = tmp_path / 'release_cls.py'
+    config.write_text(
+        MMPRETRAIN_CONFIG.replace('{root}', root).replace(
+            "arch=dict(embed_dims=48, num_layers=2, num_heads=3,\n"
+            "                  feedforward_channels=96), img_size=32, patch_size=8",
+            'arch=dict(embed_dims=128, num_layers=3, num_heads=2, '
+            'feedforward_channels=512), img_size=224, patch_size=16').replace(
+                "dict(type='LinearClsHead', num_classes=6, in_channels=48",
+                "dict(type='VisionTransformerClsHead', num_classes=10, in_channels=128"))
+    authors = str(tmp_path / 'authors.pth')
+    torch.save({'model': reference_fixture['state_dict']}, authors)
+    scores = {}
+    for name, checkpoint in (('hub', TINY), ('file', authors)):
+        out = str(tmp_path / f'{name}.pkl')
+        load_tool('test').main([str(config), checkpoint, '--work-dir', str(tmp_path / name),
+                                '--out', out, '--cfg-options', f'experiment_name={name}',
+                                f'visualizer.name=release_{name}'])
+        with open(out, 'rb') as f:  # the config's loader shuffles: key by image
+            scores[name] = {p['img_path']: p['pred_score'] for p in pickle.load(f)}
+    assert len(scores['hub']) == 4 and scores['hub'].keys() == scores['file'].keys()
+    assert all(torch.equal(scores['hub'][k], scores['file'][k]) for k in scores['hub'])

@@ -13,9 +13,10 @@ from .version import __version__
 __all__ = ['LocAtViT', '__version__']
 
 if importlib.util.find_spec('mmengine') is not None:
-    from . import checkpoint, compat, registry
+    from . import checkpoint, compat, hub, registry
 
     compat.apply_all()
+    hub.register_scheme()
     checkpoint.guard_mmengine_loaders()
     registry.register_in_toolboxes()
     if registry.toolbox_available('mmpretrain'):

@@ -8,8 +8,11 @@ import pytest
 import torch
 from demo_helpers import DEMO_CONFIG, load_tool, make_tiny_data, tiny_run_options
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from PIL import Image
 
 from locat_mm.checkpoint import load_checkpoint
+from locat_mm.datasets import CLS_CLASSES
 
 
 @pytest.fixture(scope='module')
@@ -102,7 +105,24 @@ def test_demo_pretrains_then_segments_from_the_pretrained_backbone(tmp_path, cap
     assert 'Pretraining finished' in out and 'top-1' in out
     for name in classes:
         assert name in out.split('Demo finished')[1]
-    assert glob.glob(osp.join(work_dir, '*', 'vis_data', 'vis_image', '*.png'))
+    # The pictures: 64 px images upscaled (nearest) to readable panels, class colours below.
+    pictures = sorted(glob.glob(osp.join(work_dir, 'predictions', '*.png')))
+    assert len(pictures) == 2 and 'image, ground truth, prediction' in out
+    height, width = Image.open(pictures[0]).size[::-1]
+    assert width >= 3 * 256 and height >= 256
+
+    # The pretrained classifier names its classes: its checkpoint's dataset_meta has them, so
+    # mmpretrain's inferencer answers with a shape's name.
+    from mmpretrain import ImageClassificationInferencer
+    pretrain_ckpt = osp.join(work_dir, 'pretrain', 'iter_2.pth')
+    meta = load_checkpoint(pretrain_ckpt)['meta']['dataset_meta']
+    assert tuple(meta['classes']) == CLS_CLASSES
+    image = glob.glob(osp.join(str(tmp_path / 'cls'), 'val', '*', '*.JPEG'))[0]
+    # The demo's Runner left mmseg as the default scope; the inferencer builds in its own.
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        inferencer = ImageClassificationInferencer(demo.PRETRAIN_CONFIG,
+                                                   pretrained=pretrain_ckpt)
+        assert inferencer(image)[0]['pred_class'] in CLS_CLASSES
 
     # The segmentor started from the pretrained backbone: after 2 warm-up iterations at
     # lr * 1e-3 its backbone is still within a hair of the pretraining's, far from a fresh

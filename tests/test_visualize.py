@@ -103,3 +103,33 @@ def test_maps_of_reference_checkpoint(vis, tmp_path, reference_fixture):
                                    rtol=1e-5, atol=1e-7)
         expected = probs[0, :, 1 + i, 1:].mean(0).reshape(grid).numpy()
         np.testing.assert_allclose(attn_map, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_default_size_is_the_models(vis, tmp_path, image, monkeypatch):
+    """Without --img-size the image is drawn at the size the config's backbone is built for:
+    the demo classifier (64 px, patch 8) on its 8 x 8 grid, not on 224 px's 28 x 28."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    config = osp.join(REPO, 'configs', 'locat_vit_demo_cls_synthetic.py')
+    cfg = Config.fromfile(config)
+    init_default_scope(cfg.default_scope)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    checkpoint = str(tmp_path / 'demo_cls.pth')
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    captured = {}
+
+    def capture(maps, queries, out, baseline=None):
+        captured.update(maps=maps)
+        return 1, 1
+
+    monkeypatch.setattr(vis, 'plot_maps', capture)
+    args = [checkpoint, image, '--config', config, '--layers', '0', '--out',
+            str(tmp_path / 'maps.png')]
+    assert vis.main(args + ['--queries', '7,7']) == 0
+    bias_map, attn_map = captured['maps'][0][0]
+    assert bias_map.shape == attn_map.shape == (8, 8)
+    with pytest.raises(ValueError, match=r'outside the \(8, 8\) patch grid'):
+        vis.main(args + ['--queries', '8,8'])

@@ -10,8 +10,9 @@
    (``configs/locat_vit_demo_cls_synthetic.py``), the paper's first stage;
 3. trains ``configs/locat_vit_demo_upernet_synthetic.py`` with MMSegmentation, the backbone
    loaded from stage 2 through its ``init_cfg``;
-4. validates (mIoU, and IoU per class) and paints a few predictions next to their ground truth
-   (mmseg's ``SegLocalVisualizer``);
+4. validates (mIoU, and IoU per class) and paints a few predictions next to their ground truth,
+   upscaled so that a person can read them, with a legend of the class colours
+   (``locat_mm.seg.overlay``);
 5. prints the per-class table and where the checkpoint, the log and the pictures are.
 
 Both stages run with mmengine's Runner in this process, on ``--threads`` threads (default:
@@ -19,11 +20,10 @@ every core; ``make`` exports ``OMP_NUM_THREADS=1`` for the tests, which would ot
 one of two cores idle).
 """
 import argparse
-import glob
 import os
 import os.path as osp
 import time
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmengine.config import DictAction
@@ -59,7 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=os.cpu_count(),
                         help='torch threads (default: every core)')
     parser.add_argument('--num-overlays', type=int, default=4,
-                        help='validation images to paint')
+                        help='validation images to paint (work_dir/predictions/*.png)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
     return parser.parse_args(argv)
@@ -112,6 +112,32 @@ def class_table(metrics: Dict[str, float], classes: Sequence[str]) -> str:
     return '\n'.join(lines)
 
 
+def write_predictions(runner, out_dir: str, num: int) -> List[str]:
+    """Paints ``num`` evenly spaced validation images with the trained model
+    (:func:`locat_mm.seg.overlay.prediction_picture`); returns the PNG paths."""
+    import cv2
+    import mmcv
+    from mmengine.dataset import pseudo_collate
+
+    from locat_mm.seg.overlay import prediction_picture
+    dataset = runner.val_dataloader.dataset
+    classes, palette = dataset.metainfo['classes'], dataset.metainfo['palette']
+    step = max(len(dataset) // max(num, 1), 1)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    runner.model.eval()
+    for index in range(0, len(dataset), step)[:num]:
+        with torch.no_grad():
+            sample = runner.model.test_step(pseudo_collate([dataset[index]]))[0]
+        picture = prediction_picture(
+            mmcv.imread(sample.img_path, channel_order='rgb'),
+            sample.gt_sem_seg.data[0].numpy(), sample.pred_sem_seg.data[0].numpy(), classes,
+            palette)
+        paths.append(osp.join(out_dir, osp.splitext(osp.basename(sample.img_path))[0] + '.png'))
+        cv2.imwrite(paths[-1], picture[..., ::-1])
+    return paths
+
+
 def main(argv=None) -> dict:
     """Runs the demo; returns the validation metrics."""
     args = parse_args(argv)
@@ -125,10 +151,6 @@ def main(argv=None) -> dict:
         options[f'{loader}.dataset.data_root'] = args.data_root
     if args.max_iters:
         options.update(_iteration_options(args.max_iters, 50))
-    # Paint every n-th validation image during the final validation.
-    options['default_hooks.visualization.draw'] = True
-    options['default_hooks.visualization.interval'] = max(
-        DATASET['num_val'] // max(args.num_overlays, 1), 1)
     options.update(args.cfg_options or {})
     cfg = launch.load_config(CONFIG, options, args.work_dir, 'none')
     if checkpoint:
@@ -148,15 +170,16 @@ def main(argv=None) -> dict:
 
     checkpoint = osp.join(cfg.work_dir, f'iter_{cfg.train_cfg.max_iters}.pth')
     log_file = osp.join(runner.log_dir, f'{runner.timestamp}.log')
-    overlays = sorted(glob.glob(osp.join(runner.log_dir, 'vis_data', 'vis_image', '*.png')))
+    overlays = write_predictions(runner, osp.join(cfg.work_dir, 'predictions'),
+                                 args.num_overlays)
     print(f'\nDemo finished: pretraining and {cfg.train_cfg.max_iters} segmentation iterations '
           f'in {minutes:.1f} min on {args.threads} thread(s), '
           + ', '.join(f'{k} {metrics[k]:.2f}' for k in ('mIoU', 'aAcc', 'mAcc')))
     print(class_table(metrics, classes))
     print(f'  checkpoint: {checkpoint}')
     print(f'  log:        {log_file}')
-    print(f'  overlays:   {osp.dirname(overlays[0]) if overlays else "(none)"} '
-          f'({len(overlays)} PNG: ground truth left, prediction right)')
+    print(f'  pictures:   {osp.dirname(overlays[0]) if overlays else "(none)"} '
+          f'({len(overlays)} PNG: image, ground truth, prediction; class colours below)')
     print(f'  test again: python tools/test.py {osp.relpath(CONFIG, REPO)} {checkpoint} '
           f'--cfg-options test_dataloader.dataset.data_root={args.data_root}')
     return metrics

@@ -243,7 +243,7 @@ def draw_figure(work_dir: str, seed: int, checkpoints: Dict[str, str], out: str)
         query = _largest_object_patch(label, patch)
         maps = {}
         for m, model in classifiers.items():
-            inputs = vis.load_image(str(preds[m]['paths'][r]), label.shape[0], model)
+            inputs = vis.load_image(str(preds[m]['paths'][r]), label.shape[:2], model)
             maps[m] = vis.collect_maps(model, inputs, [query], [last])[last][0]
             if m == 'locat':
                 variance = _variance_map(model, inputs, last)

@@ -87,6 +87,9 @@ fi
 # The lock file pins every package (setuptools included: openxlab would otherwise pull 60).
 "${PIP[@]}" -r "$LOCK" --find-links "$CACHE" --only-binary mmcv
 "${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
+# mim reads the model index next to the installed metadata, which an editable install keeps
+# away from the code: link the package there (tools/link_mim_index.py says why).
+"$PY" "$ROOT/tools/link_mim_index.py"
 "$PY" -c "import locat_mm, mmseg.models, mmpretrain.models, mmcv.ops" \
     || { log "the environment is incomplete: see the error above"; exit 1; }
 log "ready: $VENV"

@@ -13,6 +13,8 @@ import torch
 from torch import Tensor
 
 from ..checkpoint import load_checkpoint
+from ..hub import (check_release_fits, is_hub_name, read_release, release_architecture,
+                   select_metadata)
 from ..layers.patch_embed import resize_pos_embed
 from .ckpt_geometry import source_grid
 
@@ -97,6 +99,8 @@ def adapt_vit_state_dict(state_dict: Dict[str, Tensor], model: Any,
     (the part of timm's ``checkpoint_filter_fn`` a backbone needs). Pure: ``model`` is read,
     never changed, and ``state_dict`` is not modified.
 
+    - A hub release (``hf-hub:``) must describe ``model``'s architecture
+      (:func:`locat_mm.hub.check_release_fits`).
     - Layouts: the authors' (timm), mmseg's ``VisionTransformer`` and this project's (=
       mmpretrain's) keys.
     - ``cls_token`` (and a class-token entry of ``pos_embed``) dropped when ``model`` has no
@@ -119,7 +123,10 @@ def adapt_vit_state_dict(state_dict: Dict[str, Tensor], model: Any,
 
     Raises:
         ValueError: The position embedding's grid cannot be told (see ``source_grid``).
+        locat_mm.hub.ReleaseMismatchError: A hub release (``metadata`` says which) of another
+            architecture than ``model``.
     """
+    check_release_fits(model, metadata)
     out = OrderedDict(to_own_layout(state_dict))
     if model.cls_token is None:
         out.pop('cls_token', None)
@@ -208,15 +215,16 @@ def select_prefix(state_dict: Dict[str, Tensor],
     """Keys under ``prefix`` with it stripped.
 
     With ``prefix=None``, a checkpoint of a whole OpenMMLab model (keys ``backbone.*``) gives its
-    backbone, and any other state dict is taken as it is.
+    backbone, and any other state dict is taken as it is. The state dict's ``_metadata`` (e.g.
+    a hub release's architecture, :mod:`locat_mm.hub`) comes along, re-keyed the same way.
     """
     prefix = resolve_prefix(state_dict, prefix)
-    if not prefix:
-        return dict(state_dict)
-    picked = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
-    if not picked:
+    picked = OrderedDict(
+        (k[len(prefix):], v) for k, v in state_dict.items() if k.startswith(prefix))
+    if prefix and not picked:
         raise ValueError(f'the checkpoint has no key starting with {prefix!r}; '
                          'set `prefix` in init_cfg to where the backbone is stored')
+    picked._metadata = select_metadata(state_dict, prefix)
     return picked
 
 
@@ -331,7 +339,7 @@ def classifier_meta(state_dict: Dict[str, Tensor], source: str) -> dict:
 
     Args:
         state_dict (dict[str, Tensor]): The converted state dict.
-        source (str): Path of the original checkpoint.
+        source (str): The original checkpoint: its absolute path, or its hub name.
 
     Returns:
         dict: source, GAug present, width, depth, number of classes.
@@ -339,7 +347,7 @@ def classifier_meta(state_dict: Dict[str, Tensor], source: str) -> dict:
     layers = {k.split('.')[2] for k in state_dict if k.startswith('backbone.layers.')}
     head = state_dict.get('head.layers.head.weight')
     return dict(
-        source=osp.abspath(source),
+        source=source,
         converter='locat_mm.models.ckpt_convert.convert_timm_classifier_file',
         gaug=any('.attn.gaug.' in k for k in state_dict),
         embed_dims=int(state_dict['backbone.patch_embed.projection.weight'].shape[0]),
@@ -350,16 +358,26 @@ def classifier_meta(state_dict: Dict[str, Tensor], source: str) -> dict:
 def convert_classifier_file(src: str, dst: str,
                             convert: Callable[[Dict[str, Tensor]], Dict[str, Tensor]],
                             describe: Callable[[Dict[str, Tensor], str], dict]) -> dict:
-    """Reads ``src``, converts its state dict with ``convert`` and writes ``dst`` atomically
-    with ``describe(state_dict, src)`` as ``meta``; returns the meta dict.
+    """Reads ``src`` (a file, or a hub release ``hf-hub:<repo>[@<revision>]``), converts its
+    state dict with ``convert`` and writes ``dst`` atomically with ``describe(state_dict,
+    source)`` as ``meta`` (for a release, with what its ``config.json`` says); returns the
+    meta dict.
 
     Raises:
         ValueError: ``dst`` is ``src`` (or whatever ``convert`` raises for another model).
+        locat_mm.hub.HubCheckpointError: A release that cannot be read.
     """
-    if osp.exists(dst) and osp.samefile(src, dst):
-        raise ValueError(f'refusing to overwrite the source checkpoint {src}: pick another DST')
-    state_dict = convert(unwrap_state_dict(load_checkpoint(src)))
-    meta = describe(state_dict, src)
+    if is_hub_name(src):
+        release = read_release(src)
+        state_dict = convert(release.state_dict)
+        meta = describe(state_dict, src)
+        meta.update(release=release_architecture(release.config), hf_hub_config=release.config)
+    else:
+        if osp.exists(dst) and osp.samefile(src, dst):
+            raise ValueError(f'refusing to overwrite the source checkpoint {src}: '
+                             'pick another DST')
+        state_dict = convert(unwrap_state_dict(load_checkpoint(src)))
+        meta = describe(state_dict, osp.abspath(src))
     out_dir = osp.dirname(osp.abspath(dst))
     os.makedirs(out_dir, exist_ok=True)
     # Written next to DST and renamed, so an interrupted run never leaves a truncated DST.

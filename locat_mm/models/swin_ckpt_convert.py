@@ -5,7 +5,6 @@ The authors' LocAtSwin is timm's ``SwinTransformer`` with GAug in every window a
 mmpretrain's (and mmseg's) ``SwinTransformer``: ``stages.{i}.blocks.{j}.attn.w_msa.*``,
 ``ffn.layers.*``, the patch merging at the end of a stage, the final norm ``norm{last}``.
 """
-import os.path as osp
 import re
 from collections import OrderedDict
 from typing import Any, Dict, Iterable, List, Optional, Tuple
@@ -219,7 +218,7 @@ def swin_classifier_meta(state_dict: Dict[str, Tensor], source: str) -> dict:
             depths[stage] = max(depths.get(stage, 0), block + 1)
     head = state_dict.get(MM_SWIN_HEAD_PREFIX + 'weight')
     return dict(
-        source=osp.abspath(source),
+        source=source,
         converter='locat_mm.models.swin_ckpt_convert.convert_timm_swin_classifier_file',
         gaug=any('.gaug.' in k for k in state_dict),
         embed_dims=int(state_dict['backbone.patch_embed.projection.weight'].shape[0]),

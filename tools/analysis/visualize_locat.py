@@ -2,7 +2,7 @@
 
     python tools/analysis/visualize_locat.py CHECKPOINT IMAGE --config CFG \
         [--baseline-checkpoint CKPT --baseline-config CFG] [--queries y,x ...] \
-        [--layers 0 5 11] [--out out.png] [--img-size 224] [--trust-checkpoint]
+        [--layers 0 5 11] [--out out.png] [--img-size N] [--trust-checkpoint]
 
 One row per layer; for each query patch (patch-grid coordinates ``y,x``, default the centre)
 the columns are that layer's GAug bias map (mean over heads), LocAtViT's attention map from
@@ -67,10 +67,10 @@ def load_classifier(config: str, checkpoint: str, device: str = 'cpu') -> torch.
     return model.to(device).eval()
 
 
-def load_image(path: str, img_size: int, model: torch.nn.Module) -> Tensor:
-    """An image file as the model's normalised input, (1, 3, img_size, img_size)."""
+def load_image(path: str, img_size: Tuple[int, int], model: torch.nn.Module) -> Tensor:
+    """An image file as the model's normalised input, (1, 3, H, W) for ``img_size`` (H, W)."""
     import mmcv
-    image = mmcv.imresize(mmcv.imread(path), (img_size, img_size), interpolation='bicubic')
+    image = mmcv.imresize(mmcv.imread(path), img_size[::-1], interpolation='bicubic')
     inputs = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
     return model.data_preprocessor({'inputs': [inputs]}, training=False)['inputs']
 
@@ -186,7 +186,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='query patches "y,x" (default: the centre patch)')
     parser.add_argument('--layers', nargs='+', type=int, help='layers to plot (default: all)')
     parser.add_argument('--out', default='locat_maps.png')
-    parser.add_argument('--img-size', type=int, default=224)
+    parser.add_argument('--img-size', type=int,
+                        help='side the image is resized to (default: the img_size the '
+                        "config's backbone is built for)")
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='read checkpoints whose pickle may run code (trusted sources only)')
@@ -197,15 +199,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error('--baseline-checkpoint and --baseline-config go together')
 
     model = load_classifier(args.config, args.checkpoint, args.device)
+    # The size the model was built (and trained) for, unless asked otherwise.
+    size = (args.img_size, ) * 2 if args.img_size else tuple(model.backbone.img_size)
     patch = model.backbone.patch_size
-    grid = (-(-args.img_size // patch), ) * 2
+    grid = tuple(-(-side // patch) for side in size)
     queries = args.queries or [(grid[0] // 2, grid[1] // 2)]
-    inputs = load_image(args.image, args.img_size, model).to(args.device)
+    inputs = load_image(args.image, size, model).to(args.device)
     maps = collect_maps(model, inputs, queries, args.layers)
     baseline = None
     if args.baseline_checkpoint:
         base_model = load_classifier(args.baseline_config, args.baseline_checkpoint, args.device)
-        baseline = collect_maps(base_model, load_image(args.image, args.img_size, base_model),
+        baseline = collect_maps(base_model, load_image(args.image, size, base_model),
                                 queries, sorted(maps))
     rows, cols = plot_maps(maps, queries, args.out, baseline)
     print(f'saved {osp.abspath(args.out)}: {rows} layers x {cols} panels')

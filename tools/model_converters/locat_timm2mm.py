@@ -1,6 +1,7 @@
 """Convert an authors' LocAtViT/ViT checkpoint (timm layout) to this project's classifier layout.
 
     python tools/model_converters/locat_timm2mm.py SRC.pth DST.pth [--trust-checkpoint]
+    python tools/model_converters/locat_timm2mm.py hf-hub:sinahmr/locatvit_base DST.pth
 
 DST holds ``{'state_dict': ..., 'meta': ...}`` with keys ``backbone.*`` and
 ``head.layers.head.*``: an mmpretrain ``ImageClassifier`` (``LocAtViT`` backbone,
@@ -15,12 +16,13 @@ import argparse
 import sys
 
 from locat_mm.checkpoint import UntrustedCheckpointError, trust_checkpoints
+from locat_mm.hub import HubCheckpointError
 from locat_mm.models.ckpt_convert import convert_timm_classifier_file
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('src', help="authors' checkpoint (timm layout)")
+    parser.add_argument('src', help="authors' checkpoint (timm layout), or hf-hub:<repo>[@<rev>]")
     parser.add_argument('dst', help='where to save the converted checkpoint')
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='read SRC even if its pickle may run code (trusted sources only)')
@@ -29,7 +31,7 @@ def main() -> int:
         trust_checkpoints()
     try:
         meta = convert_timm_classifier_file(args.src, args.dst)
-    except (ValueError, UntrustedCheckpointError) as err:
+    except (ValueError, UntrustedCheckpointError, HubCheckpointError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     print(f'saved {args.dst}: {meta}')

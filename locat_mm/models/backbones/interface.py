@@ -2,35 +2,27 @@
 
 One place for: which toolbox's conventions a config was written for (:func:`resolve_toolbox`),
 ``pretrained`` -> ``init_cfg`` (:func:`merge_pretrained`), ``init_cfg`` as a list
-(:func:`init_cfg_list`), ``out_indices`` and ``img_size`` parsing, and the argument checks,
-with the errors upstream raises: :class:`ArgumentError` is both a ``ValueError`` and an
-``AssertionError`` (mmpretrain and mmseg refuse bad values with ``assert``), and
-:class:`ArgumentTypeError` both a ``TypeError`` and an ``AssertionError`` (mmseg raises
-``TypeError`` for a wrong type where mmpretrain asserts). Each class's own conventions are data
+(:func:`init_cfg_list`), ``out_indices`` and ``img_size`` parsing, the mmcv registry configs
+as the builders the torch-only layers take, and the argument checks, with errors catchable as
+upstream's (:mod:`locat_mm.errors`). Each class's own conventions are data
 (:class:`Conventions`) in ``vit_args.py`` and ``swin_args.py``.
 """
 import math
 import numbers
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Collection, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from functools import partial
+from typing import (Any, Callable, Collection, Dict, List, Mapping, Optional, Sequence, Tuple,
+                    Union)
 
+import torch.nn as nn
+from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 
+from ...errors import ArgumentError, ArgumentTypeError
+
 TOOLBOXES = ('mmpretrain', 'mmseg')
-
-
-class ArgumentError(ValueError, AssertionError):
-    """A backbone argument with a value the backbone cannot use.
-
-    Catchable as ``ValueError`` and, like upstream's ``assert`` checks, as ``AssertionError``.
-    """
-
-
-class ArgumentTypeError(TypeError, AssertionError):
-    """A backbone argument of a type the backbone cannot use (``TypeError`` as mmseg raises,
-    ``AssertionError`` as mmpretrain asserts)."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +75,7 @@ def resolve_toolbox(cls_name: str, given: Collection[str], conventions: Mapping[
         listed = '; '.join(f"{name}'s ({', '.join(marks[name])})" for name in marked)
         raise ArgumentError(
             f'{cls_name} got arguments that only one toolbox\'s class has, from both: {listed}. '
-            "Use one interface, or set toolbox='mmseg' or 'mmpretrain' to say whose defaults "
+            "use one interface, or set toolbox='mmseg' or 'mmpretrain' to say whose defaults "
             'apply.')
     if marked:
         return _log_choice(cls_name, marked[0], f'argument {marks[marked[0]][0]}')
@@ -236,6 +228,18 @@ def check_input_channels(model_cfg: Mapping, where: str = 'model') -> None:
             f'normalises {len(mean)} channels (mean={list(mean)}): set '
             f'{where}.backbone.in_channels={len(mean)}, or give the preprocessor one mean and '
             f'std per input channel.')
+
+
+def norm_builder(norm_cfg: Optional[dict]) -> Optional[Callable[[int], nn.Module]]:
+    """``norm_cfg`` (mmcv registry) -> a callable building the norm for a width (None: none)."""
+    if norm_cfg is None:
+        return None
+    return lambda num_features: build_norm_layer(norm_cfg, num_features)[1]
+
+
+def act_builder(act_cfg: dict) -> Callable[[], nn.Module]:
+    """``act_cfg`` (mmcv registry) -> a callable building the activation."""
+    return partial(build_activation_layer, act_cfg)
 
 
 def given_args(values: Dict[str, Any]) -> List[str]:

@@ -5,13 +5,11 @@ interfaces (mmpretrain's and mmseg's ``VisionTransformer``) onto it, and owns in
 checkpoint loading and output formatting.
 """
 import copy
-from functools import partial
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn as nn
-from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import initialize, trunc_normal_
@@ -20,9 +18,9 @@ from torch import Tensor
 from ...layers import (LocAtEncoderLayer, PadPatchEmbed, PatchRepresentationRefinement,
                        resize_pos_embed, to_2tuple)
 from ..ckpt_convert import describe_mismatch, mismatched_keys, to_own_layout
-from .interface import (ArgumentError, check_flag, check_positive_int, check_rate, given_args,
-                        init_cfg_list, merge_pretrained, parse_out_indices, parse_size,
-                        resolve_toolbox)
+from .interface import (ArgumentError, act_builder, check_flag, check_positive_int, check_rate,
+                        given_args, init_cfg_list, merge_pretrained, norm_builder,
+                        parse_out_indices, parse_size, resolve_toolbox)
 from .pretrained import check_fit, read_backbone_state_dict
 from .vit_args import ARCH_ZOO, CONVENTIONS, parse_vit_arch, translate_mmseg_vit
 
@@ -33,11 +31,6 @@ _LAYER_CFG_KEYS = ('embed_dims', 'num_heads', 'feedforward_channels', 'layer_sca
 # Keys of mmcv's PatchEmbed that ``patch_cfg`` may set.
 _PATCH_CFG_KEYS = ('in_channels', 'embed_dims', 'conv_type', 'kernel_size', 'stride', 'padding',
                    'dilation', 'bias', 'norm_cfg', 'input_size')
-
-
-def _norm_factory(norm_cfg: dict):
-    """``norm_cfg`` -> a callable building the norm for a given width (mmcv's registry)."""
-    return lambda num_features: build_norm_layer(norm_cfg, num_features)[1]
 
 
 class LocAtViT(BaseModule):
@@ -251,7 +244,7 @@ class LocAtViT(BaseModule):
         self.pos_embed_antialias = pos_embed_antialias
         self.norm_eval = bool(norm_eval)
         self.with_cp = with_cp
-        norm_layer = _norm_factory(norm_cfg)
+        norm_layer = norm_builder(norm_cfg)
 
         self.patch_embed = self._build_patch_embed(
             in_channels, patch_size, pre_norm, patch_cfg, norm_cfg, is_seg,
@@ -333,17 +326,17 @@ class LocAtViT(BaseModule):
         unknown = set(patch_cfg) - set(_PATCH_CFG_KEYS)
         if unknown:
             raise ArgumentError(f'patch_cfg keys {sorted(unknown)} are not supported; '
-                             f'known: {list(_PATCH_CFG_KEYS)}')
+                                f'known: {list(_PATCH_CFG_KEYS)}')
         if patch_cfg.get('conv_type', 'Conv2d') != 'Conv2d':
-            raise ArgumentError(f'patch_cfg conv_type must be Conv2d, got {patch_cfg["conv_type"]}')
+            raise ArgumentError(
+                f'patch_cfg conv_type must be Conv2d, got {patch_cfg["conv_type"]}')
         if patch_cfg.get('embed_dims', self.embed_dims) != self.embed_dims:
             raise ArgumentError('patch_cfg embed_dims must equal the arch width')
         cfg.update({k: v for k, v in patch_cfg.items()
                     if k not in ('conv_type', 'embed_dims', 'input_size')})
         norm = cfg.pop('norm_cfg')
-        norm_builder = _norm_factory(norm) if norm is not None else None
         return PadPatchEmbed(
-            cfg.pop('in_channels', in_channels), self.embed_dims, norm_layer=norm_builder,
+            cfg.pop('in_channels', in_channels), self.embed_dims, norm_layer=norm_builder(norm),
             **cfg)
 
     def _parse_layer_cfgs(self, layer_cfgs: Union[dict, Sequence[dict], None]) -> List[dict]:
@@ -353,12 +346,12 @@ class LocAtViT(BaseModule):
             layer_cfgs = [layer_cfgs] * self.num_layers
         if len(layer_cfgs) != self.num_layers:
             raise ArgumentError(f'layer_cfgs has {len(layer_cfgs)} entries for '
-                             f'{self.num_layers} blocks')
+                                f'{self.num_layers} blocks')
         for cfg in layer_cfgs:
             unknown = set(cfg) - set(_LAYER_CFG_KEYS)
             if unknown:
                 raise ArgumentError(f'layer_cfgs keys {sorted(unknown)} are not supported; '
-                                 f'known: {list(_LAYER_CFG_KEYS)}')
+                                    f'known: {list(_LAYER_CFG_KEYS)}')
             if cfg.get('ffn_type', 'origin') != 'origin':
                 raise ArgumentError(
                     f"layer_cfgs ffn_type={cfg['ffn_type']!r} (SwiGLU) is not supported by "
@@ -387,8 +380,8 @@ class LocAtViT(BaseModule):
             attn_drop_path=not is_seg,
             layer_scale_init_value=cfg['layer_scale_init_value'],
             num_fcs=cfg['num_fcs'],
-            act_layer=partial(build_activation_layer, act_cfg),
-            norm_layer=_norm_factory(cfg['norm_cfg']),
+            act_layer=act_builder(act_cfg),
+            norm_layer=norm_builder(cfg['norm_cfg']),
             gaug=cfg['gaug'],
             gaug_impl=cfg['gaug_impl'],
             with_cp=self.with_cp)

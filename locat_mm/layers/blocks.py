@@ -87,7 +87,8 @@ class FFN(nn.Module):
 class LocAtEncoderLayer(nn.Module):
     """Pre-norm transformer block: ``x + attn(ln1(x))`` then ``x + ffn(ln2(x))``.
 
-    Stochastic depth on the residual branches; key names follow mmpretrain's
+    Stochastic depth on the residual branches (``drop_path_attn``, ``ffn.dropout_layer``);
+    key names follow mmpretrain's
     ``TransformerEncoderLayer`` (``ln1``, ``attn.qkv``, ``attn.proj``, ``attn.gamma1``, ``ln2``,
     ``ffn.layers.0.0``, ``ffn.layers.1``, ``ffn.gamma2``) plus ``attn.gaug.*``.
 
@@ -132,6 +133,7 @@ class LocAtEncoderLayer(nn.Module):
                  gaug_impl: str = 'auto',
                  with_cp: bool = False) -> None:
         super().__init__()
+        self.embed_dims = embed_dims
         self.ln1 = norm_layer(embed_dims)
         self.attn = LocAtAttention(
             embed_dims,
@@ -155,6 +157,16 @@ class LocAtEncoderLayer(nn.Module):
             layer_scale_init_value=layer_scale_init_value,
             drop_path_rate=drop_path_rate)
         self.with_cp = with_cp
+
+    @property
+    def norm1(self) -> nn.Module:
+        """``ln1``, under the name upstream's blocks give it."""
+        return self.ln1
+
+    @property
+    def norm2(self) -> nn.Module:
+        """``ln2``, under the name upstream's blocks give it."""
+        return self.ln2
 
     def _forward(self, x: Tensor, grid: Tuple[int, int], num_prefix: int) -> Tensor:
         x = x + self.drop_path_attn(self.attn(self.ln1(x), grid, num_prefix))

@@ -19,6 +19,7 @@ import torch.nn as nn
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
+from torch import Tensor
 
 from ...errors import ArgumentError, ArgumentTypeError
 
@@ -202,32 +203,42 @@ def check_flag(name: str, value: Any) -> bool:
     return value
 
 
-def check_input_channels(model_cfg: Mapping, where: str = 'model') -> None:
+def check_input_channels(model_cfg: Mapping, data_preprocessor: Optional[Mapping] = None) -> None:
     """Refuses a model config whose backbone's ``in_channels`` differs from the number of
-    channels its data preprocessor normalises (the length of ``mean``), before anything runs.
+    channels its data preprocessor normalises (the length of ``mean``), before anything is
+    built or written.
 
     Args:
-        model_cfg (Mapping): A classifier or segmentor config with ``backbone`` and
-            ``data_preprocessor`` (configs without either are not checked).
-        where (str): The config key of ``model_cfg``, for the message.
+        model_cfg (Mapping): A classifier or segmentor config (``cfg.model``); configs without
+            a backbone or a preprocessor ``mean`` are not checked.
+        data_preprocessor (Mapping, optional): The config's top-level ``data_preprocessor``
+            (mmpretrain's configs keep it there), used when ``model_cfg`` has none.
 
     Raises:
         ArgumentError: The counts differ.
     """
     backbone = model_cfg.get('backbone')
-    preprocessor = model_cfg.get('data_preprocessor')
+    preprocessor = model_cfg.get('data_preprocessor') or data_preprocessor
     if not isinstance(backbone, Mapping) or not isinstance(preprocessor, Mapping):
         return
     mean = preprocessor.get('mean')
-    if mean is None or not isinstance(mean, Sequence):
+    if not isinstance(mean, Sequence):
         return
     in_channels = backbone.get('in_channels', 3)
     if in_channels != len(mean):
         raise ArgumentError(
-            f'{where}.backbone.in_channels is {in_channels} but {where}.data_preprocessor '
-            f'normalises {len(mean)} channels (mean={list(mean)}): set '
-            f'{where}.backbone.in_channels={len(mean)}, or give the preprocessor one mean and '
-            f'std per input channel.')
+            f'model.backbone.in_channels is {in_channels} but the data preprocessor normalises '
+            f'{len(mean)} channels (mean={list(mean)}): set model.backbone.in_channels='
+            f'{len(mean)}, or give the preprocessor one mean and std per input channel.')
+
+
+def check_input_channels_at_run_time(x: Tensor, in_channels: int, cls_name: str) -> None:
+    """Refuses images (B, C, H, W) whose C is not the backbone's ``in_channels``, with a
+    message naming the argument (the convolution's own error names neither)."""
+    if x.dim() != 4 or x.shape[1] != in_channels:
+        raise ArgumentError(
+            f'{cls_name} was built with in_channels={in_channels} and got images of shape '
+            f'{tuple(x.shape)} (B, C, H, W): set in_channels to the images\' channel count.')
 
 
 def norm_builder(norm_cfg: Optional[dict]) -> Optional[Callable[[int], nn.Module]]:

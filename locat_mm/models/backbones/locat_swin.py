@@ -17,9 +17,9 @@ from ...layers.window_attention import WindowLocAtAttention
 from ...registry import register_everywhere
 from ..swin_ckpt_convert import (convert_timm_swin_state_dict, describe_swin_mismatch,
                                  drop_stale_buffers, is_timm_swin_layout, swin_mismatch)
-from .interface import (ArgumentError, check_flag, check_positive_int, check_rate, given_args,
-                        merge_pretrained, norm_builder, parse_out_indices, parse_size,
-                        resolve_toolbox)
+from .interface import (ArgumentError, check_flag, check_input_channels_at_run_time,
+                        check_positive_int, check_rate, given_args, init_cfg_list, merge_pretrained,
+                        norm_builder, parse_out_indices, parse_size, resolve_toolbox)
 from .pretrained import check_fit, read_backbone_state_dict
 from .swin_args import (ARCH_ZOO, CONVENTIONS, parse_swin_arch, stage_layer_kwargs,
                         translate_mmseg_swin)
@@ -256,6 +256,7 @@ class LocAtSwin(BaseModule):
     # ------------------------------------------------------------------ weights
     def init_weights(self) -> None:
         """Loads ``init_cfg``'s checkpoint, or initialises as timm's Swin does."""
+        init_cfg_list(self.init_cfg)  # a TypeError for an init_cfg of a wrong type
         if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
             self.load_pretrained(
                 self.init_cfg['checkpoint'],
@@ -372,6 +373,8 @@ class LocAtSwin(BaseModule):
     def forward(self, x: Tensor) -> Union[Tuple[Tensor, ...], List[Tensor]]:
         """Images (B, C_in, H, W) -> one (B, C_i, H_i, W_i) map per ``out_indices`` entry
         (stride ``patch_size * 2**i``; a list under mmseg's interface, else a tuple)."""
+        check_input_channels_at_run_time(x, self.patch_embed.projection.in_channels,
+                                         'LocAtSwin')
         x, hw = self.patch_embed(x)
         if self.use_abs_pos_embed:
             # Plain interpolation, as mmpretrain resizes (mmseg adds it at its size only).

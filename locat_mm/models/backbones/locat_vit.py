@@ -310,6 +310,16 @@ class LocAtViT(BaseModule):
                 if not any(keep in name for keep in self.frozen_exclude):
                     param.requires_grad = False
 
+    @property
+    def norm1(self) -> nn.Module:
+        """The final norm ``ln1`` (``final_norm=True``), as both upstream ViTs name it."""
+        return self.ln1
+
+    @property
+    def norm2(self) -> nn.Module:
+        """The pooled-feature norm ``ln2`` (``out_type='avg_featmap'``), as mmpretrain's."""
+        return self.ln2
+
     # ------------------------------------------------------------------ construction helpers
     def _build_patch_embed(self, in_channels: int, patch_size: int, pre_norm: bool,
                            patch_cfg: Optional[dict], norm_cfg: dict, is_seg: bool,

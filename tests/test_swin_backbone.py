@@ -408,3 +408,18 @@ def test_default_init_is_timm_like():
     assert 0.005 < attn.relative_position_bias_table.std() < 0.05
     assert attn.qkv.bias.abs().max() == 0 and attn.gaug.log_var.bias.abs().max() == 0
     assert 0.01 < attn.qkv.weight.std() < 0.03
+
+
+@pytest.mark.parametrize('hw', [(8, 8), (7, 9)])
+def test_patch_merging_is_mmcvs(hw):
+    """The torch-only PatchMerging gives mmcv's result with mmcv's weights (odd sides padded
+    at the bottom and right)."""
+    from mmcv.cnn.bricks.transformer import PatchMerging as MMCVPatchMerging
+
+    from locat_mm.layers.swin_blocks import PatchMerging
+    upstream = randomize(MMCVPatchMerging(16, 32))
+    ours = PatchMerging(16, 32)
+    ours.load_state_dict(upstream.state_dict(), strict=True)
+    x = torch.randn(2, hw[0] * hw[1], 16)
+    (got, got_hw), (expected, expected_hw) = ours(x, hw), upstream(x, hw)
+    assert torch.equal(got, expected) and tuple(got_hw) == tuple(expected_hw)

@@ -84,7 +84,20 @@ class FFN(nn.Module):
         return self.dropout_layer(self.gamma2(self.layers(x)))
 
 
-class LocAtEncoderLayer(nn.Module):
+class UpstreamNormNames:
+    """``norm1`` and ``norm2``: the names upstream's ViT blocks and backbones give ``ln1`` and
+    ``ln2`` (a block's two norms; a backbone's final norm and pooled-feature norm)."""
+
+    @property
+    def norm1(self) -> nn.Module:
+        return self.ln1
+
+    @property
+    def norm2(self) -> nn.Module:
+        return self.ln2
+
+
+class LocAtEncoderLayer(UpstreamNormNames, nn.Module):
     """Pre-norm transformer block: ``x + attn(ln1(x))`` then ``x + ffn(ln2(x))``.
 
     Stochastic depth on the residual branches (``drop_path_attn``, ``ffn.dropout_layer``);
@@ -157,16 +170,6 @@ class LocAtEncoderLayer(nn.Module):
             layer_scale_init_value=layer_scale_init_value,
             drop_path_rate=drop_path_rate)
         self.with_cp = with_cp
-
-    @property
-    def norm1(self) -> nn.Module:
-        """``ln1``, under the name upstream's blocks give it."""
-        return self.ln1
-
-    @property
-    def norm2(self) -> nn.Module:
-        """``ln2``, under the name upstream's blocks give it."""
-        return self.ln2
 
     def _forward(self, x: Tensor, grid: Tuple[int, int], num_prefix: int) -> Tensor:
         x = x + self.drop_path_attn(self.attn(self.ln1(x), grid, num_prefix))

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ...layers import (LocAtEncoderLayer, PadPatchEmbed, PatchRepresentationRefinement,
                        resize_pos_embed, to_2tuple)
+from ...layers.blocks import UpstreamNormNames
 from ..ckpt_convert import describe_mismatch, mismatched_keys, to_own_layout
 from .interface import (ArgumentError, act_builder, check_flag, check_positive_int, check_rate,
                         given_args, init_cfg_list, merge_pretrained, norm_builder,
@@ -33,7 +34,7 @@ _PATCH_CFG_KEYS = ('in_channels', 'embed_dims', 'conv_type', 'kernel_size', 'str
                    'dilation', 'bias', 'norm_cfg', 'input_size')
 
 
-class LocAtViT(BaseModule):
+class LocAtViT(UpstreamNormNames, BaseModule):
     """Locality-Attending Vision Transformer (Hajimiri et al., ICLR 2026).
 
     A plain ViT whose attention logits get a learnable per-query Gaussian bias toward
@@ -309,16 +310,6 @@ class LocAtViT(BaseModule):
             for name, param in self.named_parameters():
                 if not any(keep in name for keep in self.frozen_exclude):
                     param.requires_grad = False
-
-    @property
-    def norm1(self) -> nn.Module:
-        """The final norm ``ln1`` (``final_norm=True``), as both upstream ViTs name it."""
-        return self.ln1
-
-    @property
-    def norm2(self) -> nn.Module:
-        """The pooled-feature norm ``ln2`` (``out_type='avg_featmap'``), as mmpretrain's."""
-        return self.ln2
 
     # ------------------------------------------------------------------ construction helpers
     def _build_patch_embed(self, in_channels: int, patch_size: int, pre_norm: bool,

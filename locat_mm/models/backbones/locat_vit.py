@@ -123,7 +123,11 @@ class LocAtViT(UpstreamNormNames, BaseModule):
             mmseg ViT config passes some), mmpretrain when an mmpretrain-only one is
             (``arch``, ``out_type``, ``layer_scale_init_value``, ``patch_cfg``,
             ``layer_cfgs``); with neither, mmseg inside mmseg's default scope (its Runner),
-            else mmpretrain. Arguments of both without ``toolbox`` raise an error.
+            else mmpretrain. Arguments of both without ``toolbox`` raise an error. The rule
+            is ``interface.resolve_toolbox``, the same for :class:`LocAtSwin`; the choice is
+            logged once. Bad arguments raise ``locat_mm.errors.ArgumentError`` (a
+            ``ValueError`` and an ``AssertionError``) or ``ArgumentTypeError`` (a
+            ``TypeError`` and an ``AssertionError``) naming the argument.
 
     Args (mmseg's ``VisionTransformer``, used when given):
         embed_dims, num_layers, num_heads, mlp_ratio: The architecture (instead of ``arch``;
@@ -139,7 +143,8 @@ class LocAtViT(UpstreamNormNames, BaseModule):
             (``['all']``: freeze nothing).
         out_origin (bool): Also output the embedding (before the blocks), first.
         pretrained (str, optional): Checkpoint path; becomes
-            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)`` as in mmseg.
+            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)`` as in mmseg, with its
+            deprecation warning, under either interface (it selects none).
     """
     arch_zoo = ARCH_ZOO
     OUT_TYPES = {'raw', 'cls_token', 'featmap', 'avg_featmap'}

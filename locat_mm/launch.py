@@ -176,7 +176,13 @@ def run_length_options(iters: int, warmup: int) -> dict:
 
 
 def build_runner(cfg: Config) -> Runner:
-    """The Runner of a config: ``runner_type`` from the registry if set, else mmengine's."""
+    """The Runner of a config: ``runner_type`` from the registry if set, else mmengine's.
+
+    First, before the Runner writes anything: the backbone's ``in_channels`` must match the
+    data preprocessor's channels.
+    """
+    from locat_mm.models.backbones.interface import check_input_channels
+    check_input_channels(cfg.get('model') or {}, cfg.get('data_preprocessor'))
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

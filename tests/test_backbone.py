@@ -148,8 +148,8 @@ def test_patch_embedding_has_a_bias():
 @pytest.mark.parametrize(
     'kwargs,match',
     [(dict(out_type='tokens'), 'Unsupported out_type'),
-     (dict(out_type='cls_token', with_cls_token=False), 'needs with_cls_token'),
-     (dict(arch='enormous'), 'Unknown arch'), (dict(out_indices=(5, )), 'out of range'),
+     (dict(out_type='cls_token', with_cls_token=False), 'with_cls_token must be True'),
+     (dict(arch='enormous'), 'not in default archs'), (dict(out_indices=(5, )), 'out of range'),
      (dict(arch=dict(embed_dims=30, num_layers=1, num_heads=4, feedforward_channels=8)),
       'divisible'), (dict(img_size=100), 'not a multiple of the patch stride'),
      (dict(img_size=(96, 72), patch_size=16), 'not a multiple of the patch stride')])

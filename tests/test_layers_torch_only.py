@@ -1,4 +1,5 @@
-"""``locat_mm.layers`` (and the ops under it) import and run with torch alone.
+"""``locat_mm.layers`` (and the ops under it) import and run with torch alone, LocAtSwin's
+blocks included.
 
 The GPU check and exporters use the layers without OpenMMLab; a subprocess hides every
 OpenMMLab package and imports the layers without running ``locat_mm/__init__.py``.
@@ -30,6 +31,11 @@ with torch.no_grad():
     tokens = torch.cat([torch.zeros(1, 1, 32), tokens], dim=1)
     out = PatchRepresentationRefinement(2)(block(tokens, grid, 1))
 assert out.shape == (1, 10, 32) and block.attn.gaug is not None
+from locat_mm.layers.swin_blocks import LocAtSwinStage
+stage = LocAtSwinStage(16, depth=2, num_heads=2, window_size=4, downsample=True).eval()
+with torch.no_grad():
+    merged, hw = stage(torch.randn(1, 8 * 8, 16), (8, 8))
+assert merged.shape == (1, 16, 32) and hw == (4, 4)
 assert not [m for m in sys.modules if m.split('.')[0] in BLOCKED]
 print('ok')
 '''

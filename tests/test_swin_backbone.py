@@ -176,7 +176,7 @@ def test_plain_swin_matches_mmseg_with_mmseg_arguments():
     upstream = randomize(SwinTransformer(**args))
     upstream.eval()  # mmseg's Swin.train returns None
     model = LocAtSwin(gaug=False, **args).eval()
-    assert not model.prr  # dense features never get PRR
+    assert model.with_prr is False  # dense features never get PRR
     model.load_state_dict(upstream.state_dict(), strict=True)
     x = torch.randn(1, 3, 97, 130)
     with torch.no_grad():
@@ -269,12 +269,11 @@ def test_layer_decay_constructor_groups_by_swin_depth():
 # ----------------------------------------------------------------------------- arguments
 @pytest.mark.parametrize(
     'kwargs,match',
-    [(dict(arch='huge'), 'Unknown arch'), (dict(out_indices=(4, )), 'out of range'),
-     (dict(use_abs_pos_embed=True), 'no absolute position embedding'),
+    [(dict(arch='huge'), 'not in default archs'), (dict(out_indices=(4, )), 'out of range'),
      (dict(norm_cfg=None), 'prr=True'),
      (dict(embed_dims=32), 'use one interface'),
      (dict(arch=None, embed_dims=32, pretrained='x.pth', init_cfg=dict(type='Pretrained')),
-      'cannot be set together'),
+      'cannot be set at the same time'),
      (dict(arch=None, embed_dims=32, patch_size=4, strides=(2, 2, 2, 2)), 'strides')])
 def test_bad_construction_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -409,3 +408,18 @@ def test_default_init_is_timm_like():
     assert 0.005 < attn.relative_position_bias_table.std() < 0.05
     assert attn.qkv.bias.abs().max() == 0 and attn.gaug.log_var.bias.abs().max() == 0
     assert 0.01 < attn.qkv.weight.std() < 0.03
+
+
+@pytest.mark.parametrize('hw', [(8, 8), (7, 9)])
+def test_patch_merging_is_mmcvs(hw):
+    """The torch-only PatchMerging gives mmcv's result with mmcv's weights (odd sides padded
+    at the bottom and right)."""
+    from mmcv.cnn.bricks.transformer import PatchMerging as MMCVPatchMerging
+
+    from locat_mm.layers.swin_blocks import PatchMerging
+    upstream = randomize(MMCVPatchMerging(16, 32))
+    ours = PatchMerging(16, 32)
+    ours.load_state_dict(upstream.state_dict(), strict=True)
+    x = torch.randn(2, hw[0] * hw[1], 16)
+    (got, got_hw), (expected, expected_hw) = ours(x, hw), upstream(x, hw)
+    assert torch.equal(got, expected) and tuple(got_hw) == tuple(expected_hw)

@@ -68,6 +68,7 @@ class LocAtAttention(nn.Module):
             raise ValueError(f'embed_dims {embed_dims} is not divisible by num_heads {num_heads}')
         if gaug_impl not in GAUG_IMPLS:
             raise ValueError(f'gaug_impl must be one of {GAUG_IMPLS}, got {gaug_impl!r}')
+        self.embed_dims = embed_dims  # read by upstream code (mmcv MultiheadAttention has it)
         self.num_heads = num_heads
         self.head_dims = embed_dims // num_heads
         self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)

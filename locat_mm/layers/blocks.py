@@ -37,9 +37,10 @@ class DropPath(nn.Module):
 class FFN(nn.Module):
     """The MLP branch: ``num_fcs`` Linear layers with an activation between them.
 
-    Key names as mmcv's ``FFN`` (which mmpretrain's and mmseg's ViTs use): for
-    ``num_fcs=2``, ``layers.0.0`` (C -> hidden) and ``layers.1`` (hidden -> C), then
-    ``gamma2`` (layer scale) when ``layer_scale_init_value > 0``.
+    Key names and attributes as mmcv's ``FFN`` (which mmpretrain's and mmseg's ViTs and
+    Swins use): for ``num_fcs=2``, ``layers.0.0`` (C -> hidden) and ``layers.1`` (hidden -> C),
+    then ``gamma2`` (layer scale) when ``layer_scale_init_value > 0``, then ``dropout_layer``
+    (stochastic depth of the branch).
 
     Args:
         embed_dims (int): Token width C.
@@ -48,6 +49,7 @@ class FFN(nn.Module):
         act_layer (callable): Builds the activation (no argument).
         ffn_drop (float): Dropout after the activation and after the last Linear.
         layer_scale_init_value (float): Layer scale of the branch; 0 for none.
+        drop_path_rate (float): Stochastic depth of the branch (``dropout_layer``).
     """
 
     def __init__(self,
@@ -56,10 +58,14 @@ class FFN(nn.Module):
                  num_fcs: int = 2,
                  act_layer: ActLayer = nn.GELU,
                  ffn_drop: float = 0.,
-                 layer_scale_init_value: float = 0.) -> None:
+                 layer_scale_init_value: float = 0.,
+                 drop_path_rate: float = 0.) -> None:
         super().__init__()
         if num_fcs < 2:
             raise ValueError(f'num_fcs must be at least 2, got {num_fcs}')
+        self.embed_dims = embed_dims
+        self.feedforward_channels = feedforward_channels
+        self.num_fcs = num_fcs
         layers = []
         width = embed_dims
         for _ in range(num_fcs - 1):
@@ -71,16 +77,31 @@ class FFN(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.gamma2 = LayerScale(embed_dims, layer_scale_init_value) \
             if layer_scale_init_value > 0 else nn.Identity()
+        self.dropout_layer = DropPath(drop_path_rate)
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, L, C) -> (B, L, C), the branch alone (no residual)."""
-        return self.gamma2(self.layers(x))
+        return self.dropout_layer(self.gamma2(self.layers(x)))
 
 
-class LocAtEncoderLayer(nn.Module):
+class UpstreamNormNames:
+    """``norm1`` and ``norm2``: the names upstream's ViT blocks and backbones give ``ln1`` and
+    ``ln2`` (a block's two norms; a backbone's final norm and pooled-feature norm)."""
+
+    @property
+    def norm1(self) -> nn.Module:
+        return self.ln1
+
+    @property
+    def norm2(self) -> nn.Module:
+        return self.ln2
+
+
+class LocAtEncoderLayer(UpstreamNormNames, nn.Module):
     """Pre-norm transformer block: ``x + attn(ln1(x))`` then ``x + ffn(ln2(x))``.
 
-    Stochastic depth on the residual branches; key names follow mmpretrain's
+    Stochastic depth on the residual branches (``drop_path_attn``, ``ffn.dropout_layer``);
+    key names follow mmpretrain's
     ``TransformerEncoderLayer`` (``ln1``, ``attn.qkv``, ``attn.proj``, ``attn.gamma1``, ``ln2``,
     ``ffn.layers.0.0``, ``ffn.layers.1``, ``ffn.gamma2``) plus ``attn.gaug.*``.
 
@@ -125,6 +146,7 @@ class LocAtEncoderLayer(nn.Module):
                  gaug_impl: str = 'auto',
                  with_cp: bool = False) -> None:
         super().__init__()
+        self.embed_dims = embed_dims
         self.ln1 = norm_layer(embed_dims)
         self.attn = LocAtAttention(
             embed_dims,
@@ -145,13 +167,13 @@ class LocAtEncoderLayer(nn.Module):
             num_fcs=num_fcs,
             act_layer=act_layer,
             ffn_drop=drop_rate,
-            layer_scale_init_value=layer_scale_init_value)
-        self.drop_path_ffn = DropPath(drop_path_rate)
+            layer_scale_init_value=layer_scale_init_value,
+            drop_path_rate=drop_path_rate)
         self.with_cp = with_cp
 
     def _forward(self, x: Tensor, grid: Tuple[int, int], num_prefix: int) -> Tensor:
         x = x + self.drop_path_attn(self.attn(self.ln1(x), grid, num_prefix))
-        return x + self.drop_path_ffn(self.ffn(self.ln2(x)))
+        return x + self.ffn(self.ln2(x))
 
     def forward(self, x: Tensor, grid: Tuple[int, int], num_prefix: int) -> Tensor:
         """(B, P + H*W, C) -> (B, P + H*W, C)."""

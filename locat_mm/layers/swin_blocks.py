@@ -4,7 +4,8 @@ Arguments and key names follow mmpretrain's ``SwinBlock`` and ``SwinBlockSequenc
 (``blocks.{j}.norm1``, ``attn.w_msa.{qkv,proj,relative_position_bias_table}``, ``norm2``,
 ``ffn.layers.0.0``, ``ffn.layers.1``, ``downsample.{norm,reduction}``) plus
 ``attn.w_msa.gaug.*``, so mmpretrain's and mmseg's Swin checkpoints fit a LocAtSwin with
-``gaug=False`` unchanged.
+``gaug=False`` unchanged. Plain torch: norms and activations are passed in as builders (the
+backbone turns mmcv registry configs into them).
 """
 import copy
 from typing import Optional, Sequence, Tuple, Union
@@ -12,13 +13,56 @@ from typing import Optional, Sequence, Tuple, Union
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
-from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks.drop import build_dropout
-from mmcv.cnn.bricks.transformer import FFN, PatchMerging
 from torch import Tensor
 
+from ..errors import ArgumentError
+from .blocks import FFN, DropPath, NormLayer
 from .window_attention import (WindowLocAtAttention, shifted_window_mask, window_partition,
                                window_reverse)
+
+
+class PatchMerging(nn.Module):
+    """Swin's patch merging: each ``stride x stride`` group of tokens -> one token.
+
+    The map is zero-padded at the bottom and right to a multiple of ``stride``; each group's
+    channels are concatenated channel-major (as ``nn.Unfold`` orders them, which mmcv's
+    ``PatchMerging`` uses, so its weights fit), normalised, then linearly reduced.
+    Keys: ``norm``, ``reduction``.
+
+    Args:
+        in_channels (int): Token width C.
+        out_channels (int): Width after merging.
+        stride (int): Group side (2 in Swin).
+        norm_layer (callable, optional): Builds the norm of the ``stride**2 * C`` concatenation.
+        bias (bool): Bias in the reduction.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 stride: int = 2,
+                 norm_layer: Optional[NormLayer] = nn.LayerNorm,
+                 bias: bool = False) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.stride = stride
+        merged = stride * stride * in_channels
+        self.norm = norm_layer(merged) if norm_layer is not None else None
+        self.reduction = nn.Linear(merged, out_channels, bias=bias)
+
+    def forward(self, x: Tensor, hw: Tuple[int, int]) -> Tuple[Tensor, Tuple[int, int]]:
+        """(B, H*W, C) on (H, W) -> (B, H'*W', C_out) on (H', W') = ceil((H, W) / stride)."""
+        B, L, C = x.shape
+        H, W = hw
+        s = self.stride
+        x = x.view(B, H, W, C).permute(0, 3, 1, 2)
+        x = F.pad(x, (0, -W % s, 0, -H % s))
+        out_hw = (x.shape[2] // s, x.shape[3] // s)
+        x = F.unfold(x, kernel_size=s, stride=s).transpose(1, 2)
+        if self.norm is not None:
+            x = self.norm(x)
+        return self.reduction(x), out_hw
 
 
 class ShiftWindowLocAt(nn.Module):
@@ -35,7 +79,7 @@ class ShiftWindowLocAt(nn.Module):
             behaviour, for dense prediction); when False, a map exactly one window wide is
             not shifted (the original Swin's classification behaviour) and smaller maps are
             refused.
-        dropout_layer (dict): Dropout on the output (stochastic depth).
+        drop_path (float): Stochastic depth of the output (``drop``).
         gaug (bool): GAug in the window attention.
         **attn_kwargs: ``qkv_bias``, ``qk_scale``, ``attn_drop``, ``proj_drop`` of
             :class:`WindowLocAtAttention`.
@@ -47,18 +91,18 @@ class ShiftWindowLocAt(nn.Module):
                  window_size: int,
                  shift_size: int = 0,
                  pad_small_map: bool = False,
-                 dropout_layer: Optional[dict] = None,
+                 drop_path: float = 0.,
                  gaug: bool = True,
                  **attn_kwargs) -> None:
         super().__init__()
         if not 0 <= shift_size < window_size:
-            raise ValueError(f'shift_size must be in [0, {window_size}), got {shift_size}')
+            raise ArgumentError(f'shift_size must be in [0, {window_size}), got {shift_size}')
         self.window_size = window_size
         self.shift_size = shift_size
         self.pad_small_map = pad_small_map
         self.w_msa = WindowLocAtAttention(embed_dims, num_heads, window_size, gaug=gaug,
                                           **attn_kwargs)
-        self.drop = build_dropout(dropout_layer or dict(type='DropPath', drop_prob=0.))
+        self.drop = DropPath(drop_path)
 
     def forward(self, x: Tensor, hw: Tuple[int, int]) -> Tensor:
         """(B, H*W, C) tokens of an (H, W) map -> (B, H*W, C)."""
@@ -66,9 +110,9 @@ class ShiftWindowLocAt(nn.Module):
         H, W = hw
         window, shift = self.window_size, self.shift_size
         if min(H, W) < window and not self.pad_small_map:
-            raise ValueError(
-                f'The feature map ({H}, {W}) is smaller than the window ({window}): use larger '
-                'inputs, set pad_small_map=True, or a smaller window_size.')
+            raise ArgumentError(
+                f'The feature map ({H}, {W}) is smaller than the window size ({window}): use '
+                'larger inputs, set pad_small_map=True, or a smaller window_size.')
         if min(H, W) == window and not self.pad_small_map:
             shift = 0
         x = x.view(B, H, W, C)
@@ -98,8 +142,9 @@ class LocAtSwinBlock(nn.Module):
         drop_path (float): Stochastic-depth rate of both branches.
         pad_small_map (bool): See :class:`ShiftWindowLocAt`.
         attn_cfgs (dict): Extra arguments of :class:`ShiftWindowLocAt`.
-        ffn_cfgs (dict): Extra arguments of mmcv's ``FFN``.
-        norm_cfg (dict): The two norms.
+        ffn_cfgs (dict): Extra arguments of :class:`~.blocks.FFN` (``num_fcs``, ``ffn_drop``,
+            ``act_layer``).
+        norm_layer (callable): Builds the two norms (default LayerNorm).
         with_cp (bool): Recompute the block in the backward pass to save memory.
         gaug (bool): GAug in the window attention.
     """
@@ -114,31 +159,27 @@ class LocAtSwinBlock(nn.Module):
                  pad_small_map: bool = False,
                  attn_cfgs: Optional[dict] = None,
                  ffn_cfgs: Optional[dict] = None,
-                 norm_cfg: Optional[dict] = None,
+                 norm_layer: NormLayer = nn.LayerNorm,
                  with_cp: bool = False,
                  gaug: bool = True) -> None:
         super().__init__()
         self.with_cp = with_cp
-        norm_cfg = norm_cfg or dict(type='LN')
-        self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.norm1 = norm_layer(embed_dims)
         self.attn = ShiftWindowLocAt(**{
             'embed_dims': embed_dims,
             'num_heads': num_heads,
             'window_size': window_size,
             'shift_size': window_size // 2 if shift else 0,
             'pad_small_map': pad_small_map,
-            'dropout_layer': dict(type='DropPath', drop_prob=drop_path),
+            'drop_path': drop_path,
             'gaug': gaug,
             **(attn_cfgs or {})
         })
-        self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.norm2 = norm_layer(embed_dims)
         self.ffn = FFN(**{
             'embed_dims': embed_dims,
             'feedforward_channels': int(embed_dims * ffn_ratio),
-            'num_fcs': 2,
-            'ffn_drop': 0.,
-            'dropout_layer': dict(type='DropPath', drop_prob=drop_path),
-            'act_cfg': dict(type='GELU'),
+            'drop_path_rate': drop_path,
             **(ffn_cfgs or {})
         })
 
@@ -147,7 +188,7 @@ class LocAtSwinBlock(nn.Module):
 
         def inner(x: Tensor) -> Tensor:
             x = x + self.attn(self.norm1(x), hw)
-            return self.ffn(self.norm2(x), identity=x)
+            return x + self.ffn(self.norm2(x))
 
         if self.with_cp and x.requires_grad:
             return cp.checkpoint(inner, x, use_reentrant=False)
@@ -164,7 +205,8 @@ class LocAtSwinStage(nn.Module):
         num_heads (int): Attention heads.
         window_size (int): Window side.
         downsample (bool): End with a patch merging.
-        downsample_cfg (dict): Extra arguments of mmcv's ``PatchMerging``.
+        downsample_cfg (dict): Extra arguments of :class:`PatchMerging` (``stride``,
+            ``norm_layer``, ``bias``).
         drop_paths (float | Sequence[float]): Stochastic-depth rate of each block.
         block_cfgs (dict | Sequence[dict]): Extra arguments of each :class:`LocAtSwinBlock`.
         with_cp (bool): Gradient checkpointing in the blocks.
@@ -206,7 +248,6 @@ class LocAtSwinStage(nn.Module):
         self.downsample = PatchMerging(**{
             'in_channels': embed_dims,
             'out_channels': 2 * embed_dims,
-            'norm_cfg': dict(type='LN'),
             **(downsample_cfg or {})
         }) if downsample else None
 

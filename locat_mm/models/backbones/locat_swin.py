@@ -4,64 +4,23 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import PatchEmbed
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...layers.prr import parameter_free_attention
+from ...layers import PatchRepresentationRefinement, resize_pos_embed
 from ...layers.swin_blocks import LocAtSwinStage
 from ...layers.window_attention import WindowLocAtAttention
 from ...registry import register_everywhere
 from ..swin_ckpt_convert import adapt_swin_state_dict, describe_swin_mismatch, swin_mismatch
-from .pretrained import (adapt_in_place, init_backbone, load_backbone, parse_out_indices,
-                         record_geometry)
-
-
-def _mmseg_to_mmpretrain(embed_dims: int = 96,
-                         depths: Sequence[int] = (2, 2, 6, 2),
-                         num_heads: Sequence[int] = (3, 6, 12, 24),
-                         pretrain_img_size: Union[int, Tuple[int, int]] = 224,
-                         patch_size: int = 4,
-                         strides: Sequence[int] = (4, 2, 2, 2),
-                         mlp_ratio: float = 4.,
-                         qkv_bias: bool = True,
-                         qk_scale: Optional[float] = None,
-                         patch_norm: bool = True,
-                         drop_rate: float = 0.,
-                         attn_drop_rate: float = 0.,
-                         act_cfg: Optional[dict] = None,
-                         norm_cfg: Optional[dict] = None) -> dict:
-    """mmseg's ``SwinTransformer`` arguments (its defaults) as mmpretrain's.
-
-    mmseg's ``norm_cfg`` is every norm's (patch embedding and merging only with
-    ``patch_norm``), ``drop_rate`` also drops after the attention projection and in the MLP.
-    """
-    if strides[0] != patch_size:
-        raise ValueError(f'strides[0] ({strides[0]}) must equal patch_size ({patch_size}): '
-                         'the patch embedding does not overlap')
-    norm_cfg = norm_cfg or dict(type='LN')
-    merge_norm = norm_cfg if patch_norm else None
-    block = dict(
-        ffn_ratio=mlp_ratio,
-        attn_cfgs=dict(qkv_bias=qkv_bias, qk_scale=qk_scale, attn_drop=attn_drop_rate,
-                       proj_drop=drop_rate),
-        ffn_cfgs=dict(ffn_drop=drop_rate, act_cfg=act_cfg or dict(type='GELU')),
-        norm_cfg=norm_cfg)
-    stage_cfgs = [
-        dict(block_cfgs=copy.deepcopy(block),
-             downsample_cfg=dict(stride=strides[i + 1] if i + 1 < len(depths) else None,
-                                 norm_cfg=merge_norm)) for i in range(len(depths))
-    ]
-    return dict(
-        arch=dict(embed_dims=embed_dims, depths=list(depths), num_heads=list(num_heads)),
-        img_size=pretrain_img_size,
-        stage_cfgs=stage_cfgs,
-        patch_cfg=dict(stride=strides[0], norm_cfg=merge_norm),
-        norm_cfg=norm_cfg,
-        pad_small_map=True)
+from .interface import (ArgumentError, check_flag, check_input_channels_at_run_time,
+                        check_positive_int, check_rate, given_args, merge_pretrained,
+                        norm_builder, parse_out_indices, parse_size, resolve_toolbox)
+from .pretrained import adapt_in_place, init_backbone, load_backbone, record_geometry
+from .swin_args import (ARCH_ZOO, CONVENTIONS, parse_swin_arch, stage_layer_kwargs,
+                        translate_mmseg_swin)
 
 
 @register_everywhere
@@ -73,18 +32,18 @@ class LocAtSwin(BaseModule):
     (SPEC section 2, the last stage's heads) on the final-norm output of the last stage, before
     the classifier's average pooling. ``gaug=False, prr=False`` is the plain Swin.
 
-    Two interfaces, one class:
+    Two interfaces, one class (which applies: ``toolbox``):
 
     - **mmpretrain's** ``SwinTransformer`` (``arch``, ``img_size``, ``out_indices=(3, )``,
-      ``out_after_downsample``, ``pad_small_map``, ``stage_cfgs``, ``patch_cfg``; a tuple of
-      outputs; ``frozen_stages=k`` freezes stages ``0..k``): the classification default, with
-      PRR on.
-    - **mmseg's** ``SwinTransformer``, selected by passing any argument only it has
-      (``embed_dims``, ``depths``, ``num_heads``, ``pretrain_img_size``, ``strides``,
-      ``mlp_ratio``, ``qkv_bias``, ``qk_scale``, ``patch_norm``, ``attn_drop_rate``,
-      ``act_cfg``, ``pretrained``): ``out_indices=(0, 1, 2, 3)``, a list of outputs, small maps
-      padded, ``frozen_stages=k`` freezes ``k`` stages, and PRR off (dense features never get
-      it). An mmseg Swin config runs with only its backbone ``type`` changed.
+      ``out_after_downsample``, ``interpolate_mode``, ``pad_small_map``, ``stage_cfgs``,
+      ``patch_cfg``; a tuple of outputs; ``frozen_stages=k`` freezes stages ``0..k``): the
+      classification default, with PRR on.
+    - **mmseg's** ``SwinTransformer`` (``embed_dims``, ``depths``, ``num_heads``,
+      ``pretrain_img_size``, ``strides``, ``mlp_ratio``, ``qkv_bias``, ``qk_scale``,
+      ``patch_norm``, ``attn_drop_rate``, ``act_cfg``): ``out_indices=(0, 1, 2, 3)``, a list of
+      outputs, small maps padded, ``frozen_stages=k`` freezes ``k`` stages, and PRR off (dense
+      features never get it). An mmseg Swin config runs with only its backbone ``type``
+      changed.
 
     Both give the same keys (mmpretrain's layout plus ``attn.w_msa.gaug.*``), so mmpretrain's
     and mmseg's Swin weights load into ``gaug=False``, and the authors' timm-layout weights load
@@ -105,8 +64,12 @@ class LocAtSwin(BaseModule):
         out_indices (Sequence[int]): Stages whose outputs are returned (negative counts from
             the end), each (B, C_i, H_i, W_i) after the stage's output norm ``norm{i}``.
         out_after_downsample (bool): Take a stage's output after its patch merging.
-        use_abs_pos_embed (bool): Must be False: neither the authors' LocAtSwin nor the
-            OpenMMLab Swin configs use an absolute position embedding.
+        use_abs_pos_embed (bool): An absolute position embedding ``absolute_pos_embed``
+            (1, H*W, C) of the built patch grid, trunc-normal(0.02) initialised, added after
+            the patch embedding and resized to the input's grid (``interpolate_mode``, plain
+            interpolation as mmpretrain), as both upstream Swins. Frozen with the patch
+            embedding.
+        interpolate_mode (str): ``F.interpolate`` mode of that resize (default bicubic).
         with_cp (bool): Gradient checkpointing in every block.
         frozen_stages (int): Stages to freeze (eval mode, no gradients), with the patch
             embedding and their output norms; -1 freezes nothing. Counted as the interface
@@ -120,27 +83,25 @@ class LocAtSwin(BaseModule):
             (:class:`LocAtSwinStage`: ``block_cfgs``, ``downsample_cfg``, ...).
         patch_cfg (dict): Extra arguments of mmcv's ``PatchEmbed``.
         gaug (bool): GAug in every window attention.
-        prr (bool, optional): PRR on the last stage's output. Default: on with mmpretrain's
-            interface (classification), off with mmseg's.
+        prr (bool, optional): PRR (module ``prr``) on the last stage's output. Default: on
+            with mmpretrain's interface (classification), off with mmseg's.
         init_cfg (dict, optional): ``dict(type='Pretrained', checkpoint=PATH, prefix=None,
             strict=True)`` loads this project's, mmpretrain's or mmseg's Swin layout
             (``backbone.`` found automatically) or the authors' timm layout; keys that do not
             fit raise an error unless ``strict=False``. Other init configs act as in mmengine;
             without one, weights are initialised as timm's Swin does.
+        toolbox (str, optional): ``'mmpretrain'`` or ``'mmseg'``, whose conventions apply.
+            None (default): the toolbox whose only-arguments (above) are passed; with
+            neither, mmseg inside mmseg's default scope (its Runner), else mmpretrain; the
+            same rule as :class:`LocAtViT` (``interface.resolve_toolbox``), logged once.
         pretrain_img_size, embed_dims, depths, num_heads, strides, mlp_ratio, qkv_bias,
-        qk_scale, patch_norm, attn_drop_rate, act_cfg, pretrained: mmseg's arguments, as in
-            mmseg's ``SwinTransformer``.
+        qk_scale, patch_norm, attn_drop_rate, act_cfg: mmseg's arguments, as in mmseg's
+            ``SwinTransformer``.
+        pretrained (str, optional): Either interface: a checkpoint path, becomes
+            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)`` as in mmseg (which
+            passes ``model.pretrained`` to any backbone); it selects no interface.
     """
-    arch_zoo = {
-        **dict.fromkeys(['t', 'tiny'], dict(
-            embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24])),
-        **dict.fromkeys(['s', 'small'], dict(
-            embed_dims=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24])),
-        **dict.fromkeys(['b', 'base'], dict(
-            embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32])),
-        **dict.fromkeys(['l', 'large'], dict(
-            embed_dims=192, depths=[2, 2, 18, 2], num_heads=[6, 12, 24, 48])),
-    }
+    arch_zoo = ARCH_ZOO
     num_extra_tokens = 0
 
     def __init__(self,
@@ -151,9 +112,10 @@ class LocAtSwin(BaseModule):
                  window_size: int = 7,
                  drop_rate: float = 0.,
                  drop_path_rate: float = 0.1,
-                 out_indices: Optional[Sequence[int]] = None,
-                 out_after_downsample: bool = False,
+                 out_indices: Union[int, Sequence[int], None] = None,
+                 out_after_downsample: Optional[bool] = None,
                  use_abs_pos_embed: bool = False,
+                 interpolate_mode: Optional[str] = None,
                  with_cp: bool = False,
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
@@ -163,8 +125,9 @@ class LocAtSwin(BaseModule):
                  patch_cfg: Optional[dict] = None,
                  gaug: bool = True,
                  prr: Optional[bool] = None,
-                 init_cfg: Optional[dict] = None,
+                 init_cfg: Union[dict, List[dict], None] = None,
                  *,
+                 toolbox: Optional[str] = None,
                  pretrain_img_size: Union[int, Tuple[int, int], None] = None,
                  embed_dims: Optional[int] = None,
                  depths: Optional[Sequence[int]] = None,
@@ -177,63 +140,61 @@ class LocAtSwin(BaseModule):
                  attn_drop_rate: Optional[float] = None,
                  act_cfg: Optional[dict] = None,
                  pretrained: Optional[str] = None) -> None:
-        # Arguments only mmseg's SwinTransformer has: any of them selects its conventions.
-        mmseg_args = {
-            name: value
-            for name, value in dict(
-                pretrain_img_size=pretrain_img_size, embed_dims=embed_dims, depths=depths,
-                num_heads=num_heads, strides=strides, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
-                qk_scale=qk_scale, patch_norm=patch_norm, attn_drop_rate=attn_drop_rate,
-                act_cfg=act_cfg).items() if value is not None
-        }
-        self.mmseg_interface = bool(mmseg_args) or pretrained is not None
-        if self.mmseg_interface:
-            given = dict(arch=arch, img_size=img_size, stage_cfgs=stage_cfgs,
-                         patch_cfg=patch_cfg, pad_small_map=pad_small_map)
-            clash = [name for name, value in given.items() if value is not None]
-            if out_after_downsample:
-                clash.append('out_after_downsample')
+        given = given_args(locals())
+        self.toolbox = resolve_toolbox('LocAtSwin', given, CONVENTIONS, toolbox)
+        defaults = CONVENTIONS[self.toolbox].defaults
+        # Checks before any module is built, with the errors upstream raises.
+        init_cfg = merge_pretrained(init_cfg, pretrained)
+        check_positive_int('patch_size', patch_size)
+        check_positive_int('in_channels', in_channels)
+        self.window_size = check_positive_int('window_size', window_size)
+        for name, rate in (('drop_rate', drop_rate), ('drop_path_rate', drop_path_rate),
+                           ('attn_drop_rate', attn_drop_rate or 0.)):
+            check_rate(name, rate)
+        check_flag('gaug', gaug)
+        check_flag('use_abs_pos_embed', use_abs_pos_embed)
+        if prr is not None:
+            check_flag('prr', prr)
+        if frozen_stages < -1:
+            raise ArgumentError(f'frozen_stages must be -1 (nothing) or more, got '
+                                f'{frozen_stages}')
+        seg_args = {name: value for name, value in locals().items()
+                    if name in CONVENTIONS['mmseg'].only_args and value is not None}
+        if self.toolbox == 'mmseg' or seg_args:
+            clash = [name for name in CONVENTIONS['mmpretrain'].only_args if name in given]
             if clash:
-                raise ValueError(
-                    f"LocAtSwin got mmseg's SwinTransformer arguments ({sorted(mmseg_args)}"
-                    f"{', pretrained' if pretrained is not None else ''}) and mmpretrain's "
-                    f'({clash}): use one interface.')
-            if pretrained is not None:
-                if init_cfg is not None:
-                    raise ValueError('init_cfg and pretrained cannot be set together')
-                init_cfg = dict(type='Pretrained', checkpoint=pretrained)
-            translated = _mmseg_to_mmpretrain(
-                patch_size=patch_size, drop_rate=drop_rate, norm_cfg=norm_cfg, **mmseg_args)
+                raise ArgumentError(
+                    f"LocAtSwin got mmseg's SwinTransformer arguments ({sorted(seg_args)}) or "
+                    f"toolbox='mmseg', and mmpretrain's ({clash}): use one interface.")
+            translated = translate_mmseg_swin(
+                patch_size=patch_size, drop_rate=drop_rate, norm_cfg=norm_cfg, **seg_args)
             arch, img_size = translated['arch'], translated['img_size']
             stage_cfgs, patch_cfg = translated['stage_cfgs'], translated['patch_cfg']
             norm_cfg, pad_small_map = translated['norm_cfg'], translated['pad_small_map']
-            out_indices = (0, 1, 2, 3) if out_indices is None else out_indices
         super().__init__(init_cfg=copy.deepcopy(init_cfg))
-        if use_abs_pos_embed:
-            raise ValueError(
-                'LocAtSwin has no absolute position embedding (use_abs_pos_embed=True): '
-                "neither the authors' LocAtSwin nor OpenMMLab's Swin configs use one.")
 
-        self.arch_settings = self._parse_arch('tiny' if arch is None else arch)
+        self.arch_settings = parse_swin_arch('tiny' if arch is None else arch)
         self.embed_dims = self.arch_settings['embed_dims']
         self.depths = list(self.arch_settings['depths'])
         self.num_heads = list(self.arch_settings['num_heads'])
         self.num_layers = len(self.depths)
-        self.out_indices = parse_out_indices((3, ) if out_indices is None else out_indices,
-                                             self.num_layers, 'stages')
-        self.out_after_downsample = out_after_downsample
-        self.window_size = window_size
+        self.out_indices = parse_out_indices(
+            defaults['out_indices'] if out_indices is None else out_indices, self.num_layers,
+            'stages')
+        self.out_after_downsample = bool(out_after_downsample)
+        self.use_abs_pos_embed = use_abs_pos_embed
+        self.interpolate_mode = interpolate_mode or 'bicubic'
         self.norm_eval = norm_eval
         self.gaug = gaug
-        self.prr = (not self.mmseg_interface) if prr is None else prr
+        self.with_prr = defaults['prr'] if prr is None else prr
         last = self.num_layers - 1
-        if self.prr and norm_cfg is None and last in self.out_indices:
-            raise ValueError('prr=True refines the final norm\'s output, and norm_cfg=None '
-                             'leaves none: set prr=False for features before the norm.')
+        if self.with_prr and norm_cfg is None and last in self.out_indices:
+            raise ArgumentError('prr=True refines the final norm\'s output, and norm_cfg=None '
+                                'leaves none: set prr=False for features before the norm.')
 
         self.patch_embed = PatchEmbed(**{
             'in_channels': in_channels,
-            'input_size': 224 if img_size is None else img_size,
+            'input_size': parse_size('img_size', 224 if img_size is None else img_size),
             'embed_dims': self.embed_dims,
             'conv_type': 'Conv2d',
             'kernel_size': patch_size,
@@ -242,6 +203,12 @@ class LocAtSwin(BaseModule):
             **(patch_cfg or {})
         })
         self.patch_resolution = self.patch_embed.init_out_size
+        if use_abs_pos_embed:
+            # As both upstream Swins: one embedding per patch of the built size, resized with
+            # the input's patch grid.
+            self.absolute_pos_embed = nn.Parameter(
+                torch.zeros(1, self.patch_resolution[0] * self.patch_resolution[1],
+                            self.embed_dims))
         self.drop_after_pos = nn.Dropout(p=drop_rate)
         self._register_load_state_dict_pre_hook(self._adapt_state_dict)
 
@@ -250,10 +217,7 @@ class LocAtSwin(BaseModule):
         self.stages = nn.ModuleList()
         widths = [self.embed_dims]
         for i, (depth, heads) in enumerate(zip(self.depths, self.num_heads)):
-            if isinstance(stage_cfgs, Sequence):
-                extra = copy.deepcopy(stage_cfgs[i])
-            else:
-                extra = copy.deepcopy(stage_cfgs or {})
+            extra = stage_cfgs[i] if isinstance(stage_cfgs, Sequence) else stage_cfgs or {}
             stage = LocAtSwinStage(**{
                 'embed_dims': widths[-1],
                 'depth': depth,
@@ -264,40 +228,31 @@ class LocAtSwin(BaseModule):
                 'with_cp': with_cp,
                 'pad_small_map': bool(pad_small_map),
                 'gaug': gaug,
-                **extra
+                **stage_layer_kwargs(extra)
             })
             self.stages.append(stage)
             widths.append(stage.out_channels)
-        self.num_features = widths[1:] if out_after_downsample else widths[:-1]
+        self.num_features = widths[1:] if self.out_after_downsample else widths[:-1]
         for i in self.out_indices:
-            norm = nn.Identity() if norm_cfg is None else build_norm_layer(
-                norm_cfg, self.num_features[i])[1]
+            norm = nn.Identity() if norm_cfg is None else norm_builder(norm_cfg)(
+                self.num_features[i])
             self.add_module(f'norm{i}', norm)
+        # PRR has no weights; a module so that print(model) and forward hooks see it.
+        self.prr = PatchRepresentationRefinement(self.num_heads[-1]) \
+            if self.with_prr else nn.Identity()
 
         self.frozen_stages = frozen_stages
         # mmpretrain freezes stages 0..k, mmseg the first k.
-        self.num_frozen_stages = (max(frozen_stages, 0) if self.mmseg_interface else
-                                  frozen_stages + 1)
-        if not -1 <= frozen_stages or self.num_frozen_stages > self.num_layers:
-            raise ValueError(f'frozen_stages={frozen_stages} is out of range for '
-                             f'{self.num_layers} stages')
+        self.num_frozen_stages = max(frozen_stages + defaults['frozen_offset'], 0) \
+            if frozen_stages >= 0 else 0
+        if self.num_frozen_stages > self.num_layers:
+            raise ArgumentError(f'frozen_stages={frozen_stages} is out of range for '
+                                f'{self.num_layers} stages ({self.toolbox} counts '
+                                f'{"from 0" if defaults["frozen_offset"] else "from 1"})')
         self._freeze_stages()
         record_geometry(self, gaug_grid=None)
 
-    # ------------------------------------------------------------------ construction helpers
-    def _parse_arch(self, arch: Union[str, dict]) -> dict:
-        if isinstance(arch, str):
-            if arch.lower() not in self.arch_zoo:
-                raise ValueError(f'Unknown arch {arch!r}: choose from {sorted(self.arch_zoo)} '
-                                 'or pass a dict')
-            return copy.deepcopy(self.arch_zoo[arch.lower()])
-        needed = {'embed_dims', 'depths', 'num_heads'}
-        if not isinstance(arch, dict) or set(arch) != needed:
-            raise ValueError(f'A custom arch must be a dict with keys {sorted(needed)}')
-        if len(arch['depths']) != len(arch['num_heads']):
-            raise ValueError('arch depths and num_heads need one entry per stage')
-        return dict(arch)
-
+    # ------------------------------------------------------------------ weights
     def init_weights(self) -> None:
         """Initialises, then loads a ``Pretrained`` checkpoint when ``init_cfg`` has one, in the
         order both backbones share (:func:`~.pretrained.init_backbone`): without other
@@ -326,7 +281,7 @@ class LocAtSwin(BaseModule):
         for m in self.modules():
             if isinstance(m, WindowLocAtAttention):
                 trunc_normal_(m.relative_position_bias_table, std=.02)
-        if getattr(self, 'absolute_pos_embed', None) is not None:
+        if self.use_abs_pos_embed:
             trunc_normal_(self.absolute_pos_embed, std=.02)
 
     def load_pretrained(self,
@@ -362,6 +317,8 @@ class LocAtSwin(BaseModule):
         if self.frozen_stages < 0:
             return
         frozen = [self.patch_embed, self.drop_after_pos]
+        if self.use_abs_pos_embed:
+            self.absolute_pos_embed.requires_grad = False
         for i in range(self.num_frozen_stages):
             frozen.append(self.stages[i])
             if i in self.out_indices:
@@ -407,7 +364,13 @@ class LocAtSwin(BaseModule):
     def forward(self, x: Tensor) -> Union[Tuple[Tensor, ...], List[Tensor]]:
         """Images (B, C_in, H, W) -> one (B, C_i, H_i, W_i) map per ``out_indices`` entry
         (stride ``patch_size * 2**i``; a list under mmseg's interface, else a tuple)."""
+        check_input_channels_at_run_time(x, self.patch_embed.projection.in_channels,
+                                         'LocAtSwin')
         x, hw = self.patch_embed(x)
+        if self.use_abs_pos_embed:
+            # Plain interpolation, as mmpretrain resizes (mmseg adds it at its size only).
+            x = x + resize_pos_embed(self.absolute_pos_embed, self.patch_resolution, hw,
+                                     self.interpolate_mode, 0, antialias=False)
         x = self.drop_after_pos(x)
         outs = []
         last = self.num_layers - 1
@@ -415,9 +378,9 @@ class LocAtSwin(BaseModule):
             x, hw = stage(x, hw, do_downsample=self.out_after_downsample)
             if i in self.out_indices:
                 out = getattr(self, f'norm{i}')(x)
-                if self.prr and i == last:
-                    out = parameter_free_attention(out, self.num_heads[-1])
+                if i == last:
+                    out = self.prr(out)
                 outs.append(out.transpose(1, 2).reshape(out.shape[0], -1, *hw).contiguous())
             if stage.downsample is not None and not self.out_after_downsample:
                 x, hw = stage.downsample(x, hw)
-        return outs if self.mmseg_interface else tuple(outs)
+        return outs if self.toolbox == 'mmseg' else tuple(outs)

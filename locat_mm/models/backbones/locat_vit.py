@@ -5,42 +5,27 @@ interfaces (mmpretrain's and mmseg's ``VisionTransformer``) onto it, and owns in
 checkpoint loading and output formatting.
 """
 import copy
-from functools import partial
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn as nn
-from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import trunc_normal_
-from mmengine.registry import DefaultScope
 from torch import Tensor
 
 from ...layers import (LocAtEncoderLayer, PadPatchEmbed, PatchRepresentationRefinement,
                        resize_pos_embed, to_2tuple)
+from ...layers.blocks import UpstreamNormNames
 from ..ckpt_convert import (GAUG_GRID_KEY, adapt_vit_state_dict, describe_mismatch,
                             mismatched_keys)
+from .interface import (ArgumentError, act_builder, check_flag, check_positive_int, check_rate,
+                        given_args, merge_pretrained, norm_builder, parse_out_indices,
+                        parse_size, resolve_toolbox)
 from .pretrained import (adapt_in_place, apply_gaug_grid, init_backbone, load_backbone,
-                         parse_out_indices, record_geometry)
+                         record_geometry)
+from .vit_args import ARCH_ZOO, CONVENTIONS, parse_vit_arch, translate_mmseg_vit
 
-# Arguments only mmseg's VisionTransformer has: any of them marks a config written for mmseg.
-# (``pretrained``, ``with_cp`` and ``attn_drop_rate`` mean the same in both and mark nothing:
-# mmseg's EncoderDecoder injects ``pretrained`` into any backbone.)
-MMSEG_ONLY_ARGS = ('embed_dims', 'num_layers', 'num_heads', 'mlp_ratio', 'patch_pad',
-                   'patch_bias', 'patch_norm', 'num_fcs', 'act_cfg', 'norm_eval',
-                   'output_cls_token', 'frozen_exclude', 'out_origin')
-# Arguments only mmpretrain's VisionTransformer has.
-MMPRETRAIN_ONLY_ARGS = ('arch', 'out_type', 'layer_scale_init_value', 'patch_cfg', 'layer_cfgs')
-TOOLBOXES = ('mmpretrain', 'mmseg')
-
-# What each toolbox's VisionTransformer does when a config leaves an argument out.
-_MMSEG_ARCH = dict(embed_dims=768, num_layers=12, num_heads=12, mlp_ratio=4)
-_TOOLBOX_DEFAULTS = {
-    'mmpretrain': dict(norm_cfg=dict(type='LN', eps=1e-6), final_norm=True,
-                       out_type='cls_token'),
-    'mmseg': dict(norm_cfg=dict(type='LN'), final_norm=False, out_type='featmap'),
-}
 # Keys of mmpretrain's TransformerEncoderLayer that ``layer_cfgs`` may set, and the block's own.
 _LAYER_CFG_KEYS = ('embed_dims', 'num_heads', 'feedforward_channels', 'layer_scale_init_value',
                    'drop_rate', 'attn_drop_rate', 'drop_path_rate', 'num_fcs', 'qkv_bias',
@@ -50,49 +35,7 @@ _PATCH_CFG_KEYS = ('in_channels', 'embed_dims', 'conv_type', 'kernel_size', 'str
                    'dilation', 'bias', 'norm_cfg', 'input_size')
 
 
-def resolve_toolbox(toolbox: Optional[str], given: Sequence[str]) -> str:
-    """Whose defaults apply: ``'mmpretrain'`` or ``'mmseg'``.
-
-    ``toolbox`` when given; else ``'mmseg'`` when an mmseg-only argument was passed,
-    ``'mmpretrain'`` when an mmpretrain-only one was; else mmseg when the build runs in mmseg's
-    default scope (an mmseg Runner, ``init_default_scope('mmseg')``), mmpretrain otherwise.
-
-    Raises:
-        ValueError: Arguments of both interfaces without ``toolbox``, or an unknown toolbox.
-    """
-    if toolbox is not None:
-        if toolbox not in TOOLBOXES:
-            raise ValueError(f'toolbox must be one of {TOOLBOXES} or None, got {toolbox!r}')
-        return toolbox
-    seg = [name for name in MMSEG_ONLY_ARGS if name in given]
-    pretrain = [name for name in MMPRETRAIN_ONLY_ARGS if name in given]
-    if seg and pretrain:
-        raise ValueError(
-            f'LocAtViT got arguments of mmseg\'s VisionTransformer ({", ".join(seg)}) and of '
-            f'mmpretrain\'s ({", ".join(pretrain)}): set toolbox=\'mmseg\' or '
-            '\'mmpretrain\' to say whose defaults apply (final_norm, norm_cfg, out_type, '
-            'patch bias).')
-    if seg:
-        return 'mmseg'
-    if pretrain:
-        return 'mmpretrain'
-    scope = DefaultScope.get_current_instance()
-    return 'mmseg' if scope is not None and scope.scope_name == 'mmseg' else 'mmpretrain'
-
-
-def _as_list(init_cfg: Union[dict, List[dict], None]) -> List[dict]:
-    """An ``init_cfg`` (None, a dict or a list of dicts) as a list."""
-    if isinstance(init_cfg, (list, tuple)):
-        return list(init_cfg)
-    return [init_cfg] if init_cfg else []
-
-
-def _norm_factory(norm_cfg: dict):
-    """``norm_cfg`` -> a callable building the norm for a given width (mmcv's registry)."""
-    return lambda num_features: build_norm_layer(norm_cfg, num_features)[1]
-
-
-class LocAtViT(BaseModule):
+class LocAtViT(UpstreamNormNames, BaseModule):
     """Locality-Attending Vision Transformer (Hajimiri et al., ICLR 2026).
 
     A plain ViT whose attention logits get a learnable per-query Gaussian bias toward
@@ -181,7 +124,11 @@ class LocAtViT(BaseModule):
             mmseg ViT config passes some), mmpretrain when an mmpretrain-only one is
             (``arch``, ``out_type``, ``layer_scale_init_value``, ``patch_cfg``,
             ``layer_cfgs``); with neither, mmseg inside mmseg's default scope (its Runner),
-            else mmpretrain. Arguments of both without ``toolbox`` raise an error.
+            else mmpretrain. Arguments of both without ``toolbox`` raise an error. The rule
+            is ``interface.resolve_toolbox``, the same for :class:`LocAtSwin`; the choice is
+            logged once. Bad arguments raise ``locat_mm.errors.ArgumentError`` (a
+            ``ValueError`` and an ``AssertionError``) or ``ArgumentTypeError`` (a
+            ``TypeError`` and an ``AssertionError``) naming the argument.
 
     Args (mmseg's ``VisionTransformer``, used when given):
         embed_dims, num_layers, num_heads, mlp_ratio: The architecture (instead of ``arch``;
@@ -197,28 +144,10 @@ class LocAtViT(BaseModule):
             (``['all']``: freeze nothing).
         out_origin (bool): Also output the embedding (before the blocks), first.
         pretrained (str, optional): Checkpoint path; becomes
-            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)`` as in mmseg.
+            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)`` as in mmseg, with its
+            deprecation warning, under either interface (it selects none).
     """
-    arch_zoo = {
-        **dict.fromkeys(['s', 'small'], dict(
-            embed_dims=768, num_layers=8, num_heads=8, feedforward_channels=768 * 3)),
-        **dict.fromkeys(['b', 'base'], dict(
-            embed_dims=768, num_layers=12, num_heads=12, feedforward_channels=3072)),
-        **dict.fromkeys(['l', 'large'], dict(
-            embed_dims=1024, num_layers=24, num_heads=16, feedforward_channels=4096)),
-        **dict.fromkeys(['h', 'huge'], dict(
-            embed_dims=1280, num_layers=32, num_heads=16, feedforward_channels=5120)),
-        **dict.fromkeys(['eva-g', 'eva-giant'], dict(
-            embed_dims=1408, num_layers=40, num_heads=16, feedforward_channels=6144)),
-        **dict.fromkeys(['t', 'tiny', 'deit-t', 'deit-tiny'], dict(
-            embed_dims=192, num_layers=12, num_heads=3, feedforward_channels=192 * 4)),
-        **dict.fromkeys(['deit-s', 'deit-small', 'dinov2-s', 'dinov2-small'], dict(
-            embed_dims=384, num_layers=12, num_heads=6, feedforward_channels=384 * 4)),
-        **dict.fromkeys(['deit-b', 'deit-base'], dict(
-            embed_dims=768, num_layers=12, num_heads=12, feedforward_channels=768 * 4)),
-        **dict.fromkeys(['dinov2-g', 'dinov2-giant'], dict(
-            embed_dims=1536, num_layers=40, num_heads=24, feedforward_channels=6144)),
-    }
+    arch_zoo = ARCH_ZOO
     OUT_TYPES = {'raw', 'cls_token', 'featmap', 'avg_featmap'}
 
     def __init__(self,
@@ -264,51 +193,53 @@ class LocAtViT(BaseModule):
                  frozen_exclude: Optional[Sequence[str]] = None,
                  out_origin: Optional[bool] = None,
                  pretrained: Optional[str] = None) -> None:
-        given = {name for name, value in locals().items() if value is not None}
-        self.toolbox = resolve_toolbox(toolbox, given)
-        defaults = _TOOLBOX_DEFAULTS[self.toolbox]
+        given = given_args(locals())
+        self.toolbox = resolve_toolbox('LocAtViT', given, CONVENTIONS, toolbox)
+        defaults = CONVENTIONS[self.toolbox].defaults
         norm_cfg = copy.deepcopy(norm_cfg if norm_cfg is not None else defaults['norm_cfg'])
         final_norm = defaults['final_norm'] if final_norm is None else final_norm
         out_type = defaults['out_type'] if out_type is None else out_type
         is_seg = self.toolbox == 'mmseg'
-
-        if pretrained is not None:
-            if init_cfg:
-                raise ValueError('init_cfg and pretrained cannot be set at the same time')
-            if not isinstance(pretrained, str):
-                raise TypeError(f'pretrained must be a str or None, got {type(pretrained)}')
-            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
-        if any(cfg.get('type') == 'Pretrained_Part' for cfg in _as_list(init_cfg)):
-            raise ValueError("init_cfg type 'Pretrained_Part' (mmseg's loader for SAM's image "
-                             "encoder) is not supported: use type='Pretrained' with "
-                             "prefix='image_encoder'.")
+        # Checks before any module is built, with the errors upstream raises.
+        init_cfg = merge_pretrained(init_cfg, pretrained)
+        entries = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
+        if any(isinstance(cfg, dict) and cfg.get('type') == 'Pretrained_Part'
+               for cfg in entries):
+            raise ArgumentError("init_cfg type 'Pretrained_Part' (mmseg's loader for SAM's "
+                                "image encoder) is not supported: use type='Pretrained' with "
+                                "prefix='image_encoder'.")
+        self.img_size = parse_size('img_size', img_size)
+        self.patch_size = check_positive_int('patch_size', patch_size)
+        self.in_channels = check_positive_int('in_channels', in_channels)
+        for name, rate in (('drop_rate', drop_rate), ('drop_path_rate', drop_path_rate),
+                           ('attn_drop_rate', attn_drop_rate)):
+            check_rate(name, rate)
+        for name, flag in (('gaug', gaug), ('prr', prr), ('with_pos_embed', with_pos_embed),
+                           ('pos_embed_antialias', pos_embed_antialias)):
+            check_flag(name, flag)
+        check_positive_int('num_register_tokens', num_register_tokens, minimum=0)
+        if out_type not in self.OUT_TYPES:
+            raise ArgumentError(f'Unsupported out_type {out_type!r}: choose from '
+                                f'{sorted(self.OUT_TYPES)}')
+        if out_type == 'cls_token' and not with_cls_token:
+            raise ArgumentError('with_cls_token must be True when out_type="cls_token"')
+        if output_cls_token and (not with_cls_token or out_type != 'featmap'):
+            raise ArgumentError('output_cls_token=True needs with_cls_token=True and '
+                                f'out_type="featmap" (got {with_cls_token}, {out_type!r})')
         super().__init__(init_cfg=copy.deepcopy(init_cfg))
 
-        self.arch_settings = self._parse_arch(
-            arch, dict(embed_dims=embed_dims, num_layers=num_layers, num_heads=num_heads,
-                       mlp_ratio=mlp_ratio))
+        seg_arch = dict(embed_dims=embed_dims, num_layers=num_layers, num_heads=num_heads,
+                        mlp_ratio=mlp_ratio)
+        if is_seg or any(value is not None for value in seg_arch.values()):
+            arch = translate_mmseg_vit(arch, **seg_arch)
+        self.arch_settings = parse_vit_arch('base' if arch is None else arch)
         self.embed_dims = self.arch_settings['embed_dims']
         self.num_layers = self.arch_settings['num_layers']
         self.num_heads = self.arch_settings['num_heads']
-        if isinstance(img_size, Sequence) and len(img_size) == 1:
-            img_size = img_size[0]
-        self.img_size = to_2tuple(img_size)
-        self.patch_size = patch_size
-
-        if out_type not in self.OUT_TYPES:
-            raise ValueError(f'Unsupported out_type {out_type!r}: choose from '
-                             f'{sorted(self.OUT_TYPES)}')
-        if out_type == 'cls_token' and not with_cls_token:
-            raise ValueError('out_type="cls_token" needs with_cls_token=True')
-        if output_cls_token and (not with_cls_token or out_type != 'featmap'):
-            raise ValueError('output_cls_token=True needs with_cls_token=True and '
-                             f'out_type="featmap" (got {with_cls_token}, {out_type!r})')
         self.out_type = out_type
         self.output_cls_token = bool(output_cls_token)
         self.out_origin = bool(out_origin)
         self.with_cls_token = with_cls_token
-        if num_register_tokens < 0:
-            raise ValueError(f'num_register_tokens must be >= 0, got {num_register_tokens}')
         self.num_register_tokens = num_register_tokens
         # Prefix tokens (class + registers): GAug leaves them out, dense outputs drop them.
         self.num_extra_tokens = int(with_cls_token) + num_register_tokens
@@ -320,7 +251,7 @@ class LocAtViT(BaseModule):
         self.pos_embed_antialias = pos_embed_antialias
         self.norm_eval = bool(norm_eval)
         self.with_cp = with_cp
-        norm_layer = _norm_factory(norm_cfg)
+        norm_layer = norm_builder(norm_cfg)
 
         self.patch_embed = self._build_patch_embed(
             in_channels, patch_size, pre_norm, patch_cfg, norm_cfg, is_seg,
@@ -329,7 +260,7 @@ class LocAtViT(BaseModule):
         if self.patch_embed.adaptive_padding and any(
                 side % stride for side, stride in zip(to_2tuple(input_size),
                                                       self.patch_embed.stride)):
-            raise ValueError(
+            raise ArgumentError(
                 f'img_size {tuple(to_2tuple(input_size))} is not a multiple of the patch stride '
                 f'{tuple(self.patch_embed.stride)}: the position embedding and the GAug grid '
                 'would be built for a padded image. Set img_size to the size the weights were '
@@ -388,29 +319,6 @@ class LocAtViT(BaseModule):
                     param.requires_grad = False
 
     # ------------------------------------------------------------------ construction helpers
-    def _parse_arch(self, arch: Union[str, dict, None], seg_arch: dict) -> dict:
-        seg_arch = {k: v for k, v in seg_arch.items() if v is not None}
-        if arch is not None and seg_arch:
-            raise ValueError(
-                f'arch={arch!r} and {", ".join(seg_arch)} both define the architecture: give '
-                'arch (mmpretrain) or embed_dims/num_layers/num_heads/mlp_ratio (mmseg).')
-        if arch is None and (seg_arch or self.toolbox == 'mmseg'):
-            settings = {**_MMSEG_ARCH, **seg_arch}
-            settings['feedforward_channels'] = int(settings['mlp_ratio'] *
-                                                   settings['embed_dims'])
-            return settings
-        arch = 'base' if arch is None else arch
-        if isinstance(arch, str):
-            key = arch.lower()
-            if key not in self.arch_zoo:
-                raise ValueError(f'Unknown arch {arch!r}: choose from {sorted(self.arch_zoo)} '
-                                 'or pass a dict')
-            return dict(self.arch_zoo[key])
-        needed = {'embed_dims', 'num_layers', 'num_heads', 'feedforward_channels'}
-        if not isinstance(arch, dict) or not needed <= set(arch):
-            raise ValueError(f'A custom arch must be a dict with keys {sorted(needed)}')
-        return dict(arch)
-
     def _build_patch_embed(self, in_channels: int, patch_size: int, pre_norm: bool,
                            patch_cfg: Optional[dict], norm_cfg: dict, is_seg: bool,
                            seg: dict) -> PadPatchEmbed:
@@ -425,18 +333,18 @@ class LocAtViT(BaseModule):
         patch_cfg = dict(patch_cfg or {})
         unknown = set(patch_cfg) - set(_PATCH_CFG_KEYS)
         if unknown:
-            raise ValueError(f'patch_cfg keys {sorted(unknown)} are not supported; '
-                             f'known: {list(_PATCH_CFG_KEYS)}')
+            raise ArgumentError(f'patch_cfg keys {sorted(unknown)} are not supported; '
+                                f'known: {list(_PATCH_CFG_KEYS)}')
         if patch_cfg.get('conv_type', 'Conv2d') != 'Conv2d':
-            raise ValueError(f'patch_cfg conv_type must be Conv2d, got {patch_cfg["conv_type"]}')
+            raise ArgumentError(
+                f'patch_cfg conv_type must be Conv2d, got {patch_cfg["conv_type"]}')
         if patch_cfg.get('embed_dims', self.embed_dims) != self.embed_dims:
-            raise ValueError('patch_cfg embed_dims must equal the arch width')
+            raise ArgumentError('patch_cfg embed_dims must equal the arch width')
         cfg.update({k: v for k, v in patch_cfg.items()
                     if k not in ('conv_type', 'embed_dims', 'input_size')})
         norm = cfg.pop('norm_cfg')
-        norm_builder = _norm_factory(norm) if norm is not None else None
         return PadPatchEmbed(
-            cfg.pop('in_channels', in_channels), self.embed_dims, norm_layer=norm_builder,
+            cfg.pop('in_channels', in_channels), self.embed_dims, norm_layer=norm_builder(norm),
             **cfg)
 
     def _parse_layer_cfgs(self, layer_cfgs: Union[dict, Sequence[dict], None]) -> List[dict]:
@@ -445,19 +353,19 @@ class LocAtViT(BaseModule):
         if isinstance(layer_cfgs, dict):
             layer_cfgs = [layer_cfgs] * self.num_layers
         if len(layer_cfgs) != self.num_layers:
-            raise ValueError(f'layer_cfgs has {len(layer_cfgs)} entries for '
-                             f'{self.num_layers} blocks')
+            raise ArgumentError(f'layer_cfgs has {len(layer_cfgs)} entries for '
+                                f'{self.num_layers} blocks')
         for cfg in layer_cfgs:
             unknown = set(cfg) - set(_LAYER_CFG_KEYS)
             if unknown:
-                raise ValueError(f'layer_cfgs keys {sorted(unknown)} are not supported; '
-                                 f'known: {list(_LAYER_CFG_KEYS)}')
+                raise ArgumentError(f'layer_cfgs keys {sorted(unknown)} are not supported; '
+                                    f'known: {list(_LAYER_CFG_KEYS)}')
             if cfg.get('ffn_type', 'origin') != 'origin':
-                raise ValueError(
+                raise ArgumentError(
                     f"layer_cfgs ffn_type={cfg['ffn_type']!r} (SwiGLU) is not supported by "
                     "LocAtViT; only 'origin' (Linear-GELU-Linear).")
             if cfg.get('embed_dims', self.embed_dims) != self.embed_dims:
-                raise ValueError('layer_cfgs embed_dims must equal the arch width')
+                raise ArgumentError('layer_cfgs embed_dims must equal the arch width')
         return [dict(cfg) for cfg in layer_cfgs]
 
     def _build_layer(self, defaults: dict, overrides: dict, drop_path_rate: float,
@@ -480,8 +388,8 @@ class LocAtViT(BaseModule):
             attn_drop_path=not is_seg,
             layer_scale_init_value=cfg['layer_scale_init_value'],
             num_fcs=cfg['num_fcs'],
-            act_layer=partial(build_activation_layer, act_cfg),
-            norm_layer=_norm_factory(cfg['norm_cfg']),
+            act_layer=act_builder(act_cfg),
+            norm_layer=norm_builder(cfg['norm_cfg']),
             gaug=cfg['gaug'],
             gaug_impl=cfg['gaug_impl'],
             with_cp=self.with_cp)
@@ -569,6 +477,23 @@ class LocAtViT(BaseModule):
                           dst: Tuple[int, int]) -> Tensor:
         return resize_pos_embed(pos_embed, src, dst, self.interpolate_mode, self.num_pos_prefix,
                                 antialias=self.pos_embed_antialias)
+
+    @staticmethod
+    def resize_pos_embed(pos_embed: Tensor, input_shape: Tuple[int, int],
+                         pos_shape: Tuple[int, int], mode: str) -> Tensor:
+        """mmseg's ``VisionTransformer.resize_pos_embed``, with its meaning: a (1, 1 + h*w, C)
+        embedding (class token first) of grid ``pos_shape`` = (h, w) resized to the grid
+        ``input_shape`` by plain ``F.interpolate`` (no antialiasing).
+
+        Returns:
+            Tensor: (1, 1 + H*W, C).
+        """
+        if pos_embed.ndim != 3:
+            raise ArgumentError(f'pos_embed must be (1, L, C), got shape {tuple(pos_embed.shape)}')
+        h, w = pos_shape
+        prefix = pos_embed.shape[1] - h * w
+        return resize_pos_embed(pos_embed, (h, w), tuple(input_shape), mode, prefix,
+                                antialias=False)
 
     # ------------------------------------------------------------------ training state
     def _freeze_stages(self) -> None:

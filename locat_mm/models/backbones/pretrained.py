@@ -14,6 +14,7 @@ from ...checkpoint import load_checkpoint
 from ...layers.gaug import GaussianAugmentation
 from ..ckpt_convert import (GAUG_GRID_KEY, POS_GRID_META, resolve_prefix, select_prefix,
                             strip_wrapper_prefix, unwrap_state_dict)
+from .interface import init_cfg_list
 
 # adapter(state_dict, model, metadata) -> the state dict in the model's layout and geometry.
 Adapter = Callable[[Dict[str, Tensor], nn.Module, dict], Dict[str, Tensor]]
@@ -28,9 +29,9 @@ def split_init_cfg(init_cfg: Union[dict, Sequence[dict], None]) -> Tuple[List[di
 
     Raises:
         ValueError: More than one ``Pretrained`` entry.
+        TypeError: ``init_cfg`` is not a dict or a list of dicts.
     """
-    cfgs = list(init_cfg) if isinstance(init_cfg, (list, tuple)) else \
-        [init_cfg] if init_cfg else []
+    cfgs = init_cfg_list(init_cfg)
     pretrained = [cfg for cfg in cfgs if cfg.get('type') == 'Pretrained']
     if len(pretrained) > 1:
         raise ValueError('init_cfg has more than one Pretrained entry')
@@ -192,16 +193,3 @@ def check_fit(model_keys: Iterable[str], ckpt_keys: Iterable[str], checkpoint: s
             raise KeyError(message)
         MMLogger.get_current_instance().warning(message)
 
-
-def parse_out_indices(out_indices: Union[int, Sequence[int]], num: int,
-                      unit: str) -> Tuple[int, ...]:
-    """``out_indices`` (negative counting from the end) as indices into ``num`` ``unit``s."""
-    if isinstance(out_indices, int):
-        out_indices = [out_indices]
-    parsed = []
-    for index in out_indices:
-        resolved = index + num if index < 0 else index
-        if not 0 <= resolved < num:
-            raise ValueError(f'out_indices entry {index} is out of range for {num} {unit}')
-        parsed.append(resolved)
-    return tuple(parsed)

@@ -45,7 +45,8 @@ def grid_positions(grid: Tuple[int, int], device: torch.device) -> Tuple[Tensor,
     H, W = grid
     rows = torch.arange(H, device=device, dtype=torch.float32)
     cols = torch.arange(W, device=device, dtype=torch.float32)
-    return cols.repeat(H), rows.repeat_interleave(W)
+    # Broadcasts rather than repeats: the sizes may be symbolic (torch.export, ONNX).
+    return cols.expand(H, W).flatten(), rows[:, None].expand(H, W).flatten()
 
 
 def rotate_pairs(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:

@@ -224,3 +224,29 @@ def test_rope_initial_frequencies():
     angles = torch.atan2(freqs[1], freqs[0])
     turn = torch.remainder(angles[:, 4:] - angles[:, :4], 2 * math.pi)
     torch.testing.assert_close(turn, torch.full_like(turn, math.pi / 2))
+
+
+def test_jumbo_pos_embed_of_another_grid_is_resized_at_load(family):
+    """A model built for 256 px reads the 224 px checkpoint: its 14 x 14 patch embedding is
+    resized to 16 x 16 as timm does (bicubic, antialiased)."""
+    name, fixture, checkpoint = family
+    if name != 'jumbo':
+        pytest.skip('Jumbo only')
+    config = dict(fixture['config'], img_size=256)
+    model = _pretrained(name, dict(fixture, config=config), checkpoint)
+    grid = fixture['state_dict']['pos_embed'].reshape(1, 14, 14, -1).permute(0, 3, 1, 2)
+    want = torch.nn.functional.interpolate(grid, size=(16, 16), mode='bicubic',
+                                           antialias=True).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(model.pos_embed.detach(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_own_classifier_checkpoint_loads_for_dense_features(family, tmp_path):
+    """This project's classifier checkpoint (``backbone.`` keys, final norms) loads strictly
+    into the linear probe's backbone (no final norms) and gives the reference features."""
+    name, fixture, checkpoint = family
+    source = _pretrained(name, fixture, checkpoint)
+    path = str(tmp_path / 'classifier.pth')
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in source.state_dict().items()}},
+               path)
+    model = _pretrained(name, fixture, path, **_feature_model_args(fixture))
+    assert _worst_feature_error(model, fixture) < 1e-5

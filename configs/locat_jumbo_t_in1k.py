@@ -25,4 +25,5 @@ model = dict(
         prr=True,
         drop_path_rate=0.1),
     head=dict(
-        in_channels=1152, init_cfg=dict(_delete_=True, type='Constant', layer='Linear', val=0., bias=-6.9)))
+        in_channels=1152,
+        init_cfg=dict(_delete_=True, type='Constant', layer='Linear', val=0., bias=-6.9)))

@@ -1,7 +1,8 @@
-"""The configs of LocAt on other families (issue 10): Swin, ViT with registers, ViT without
-position embedding. Each builds (model, pipelines, optimizer wrapper) and follows its recipe;
-an mmseg Swin config runs with only its backbone type changed; a LocAtSwin classifier and a
-LocAtSwin UperNet train a few iterations on the synthetic data."""
+"""The configs of LocAt on other families (issues 10, 19): Swin, ViT with registers, ViT without
+position embedding, RoPE-ViT, Jumbo. Each builds (model, pipelines, optimizer wrapper) and
+follows its recipe; an mmseg Swin config runs with only its backbone type changed; a LocAtSwin
+classifier, a LocAtSwin UperNet, a LocAtRoPEViT and a LocAtJumbo classifier train a few
+iterations on the synthetic data."""
 import copy
 import glob
 import os.path as osp
@@ -29,6 +30,12 @@ SWIN_CLS = ['locat_swin_t_in1k', 'swin_t_in1k']
 VIT_CLS = [f'{m}_{a}_in1k' for m in ('locat_regvit', 'regvit') for a in 'tb'] + \
     [f'{m}_{a}_nopos_in1k' for m in ('locat_vit', 'vit') for a in 'tb']
 VIT_WIDTHS = {'t': 192, 'b': 768}
+# LocAt on RoPE-ViT and on Jumbo (issue 19): backbone classes and classification widths
+# (Jumbo's classifier reads its 6 class tokens concatenated).
+NEW_FAMILIES = {'ropevit': ('LocAtRoPEViT', 1), 'jumbo': ('LocAtJumbo', 6)}
+NEW_CLS = [f'{m}{f}_{a}_in1k' for f in NEW_FAMILIES for m in ('locat_', '') for a in 'tb']
+NEW_SEG = [f'{m}{f}_{a}_linear_{d}' for f in NEW_FAMILIES for m in ('locat_', '') for a in 'tb'
+           for d in DATASETS]
 MMSEG_SWIN = osp.join(
     osp.dirname(mmengine.config.utils.__file__), '..', '..', 'mmseg', '.mim', 'configs', 'swin',
     'swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py')
@@ -59,6 +66,7 @@ def test_every_config_has_its_twin():
     assert set(SWIN_SEG + REGVIT_SEG + SWIN_CLS + VIT_CLS) <= names
     assert len({n for n in names if 'swin' in n or 'regvit' in n or 'nopos' in n}) == \
         len(SWIN_SEG + REGVIT_SEG + SWIN_CLS + VIT_CLS)
+    assert {n for n in names if 'ropevit' in n or 'jumbo' in n} == set(NEW_CLS + NEW_SEG)
 
 
 # ----------------------------------------------------------------------------- segmentation
@@ -119,7 +127,7 @@ def test_regvit_segmentation_recipe(name):
     assert backbone.get('gaug', True) is locat and backbone.get('prr', True) is locat
 
 
-@pytest.mark.parametrize('name', SWIN_SEG + REGVIT_SEG)
+@pytest.mark.parametrize('name', SWIN_SEG + REGVIT_SEG + NEW_SEG)
 def test_segmentation_model_builds_and_widths_fit(name):
     """Built on the meta device (no memory, no init): every head fits the backbone's widths
     and the logits have the dataset's classes at the protocol's stride."""
@@ -137,7 +145,8 @@ def test_segmentation_model_builds_and_widths_fit(name):
 
 
 @pytest.mark.parametrize('name', ['locat_swin_t_upernet_ade20k', 'locat_swin_t_linear_pc59',
-                                  'locat_regvit_t_linear_cocostuff164k'])
+                                  'locat_regvit_t_linear_cocostuff164k',
+                                  'locat_ropevit_b_linear_pc59', 'locat_jumbo_t_linear_ade20k'])
 def test_segmentation_optimizer_builds(name):
     from mmseg.registry import MODELS
     init_default_scope('mmseg')
@@ -193,7 +202,58 @@ def test_mmseg_swin_config_runs_with_only_the_type_changed():
     assert build_optim_wrapper(model, cfg.optim_wrapper).optimizer.param_groups
 
 
+def _family(name: str) -> str:
+    return next(f for f in NEW_FAMILIES if f in name)
+
+
+@pytest.mark.parametrize('name', NEW_SEG)
+def test_rope_jumbo_segmentation_recipe(name):
+    """The ViT linear protocol of the same arch, with the family's backbone: the last block's
+    patches before the final norm, every block frozen, the family's ImageNet weights."""
+    parts = name.split('_')
+    arch, dataset, locat = parts[-3], parts[-1], name.startswith('locat')
+    cfg = load(name)
+    vit = load(f'locat_vit_{arch}_linear_{dataset}')
+    backbone = cfg.model.backbone
+    assert backbone.type == NEW_FAMILIES[_family(name)][0] and backbone.arch == arch
+    assert (backbone.out_type, backbone.final_norm, backbone.out_indices,
+            backbone.frozen_stages) == ('featmap', False, (11, ), 12)
+    assert backbone.init_cfg == dict(type='Pretrained',
+                                     checkpoint=f'checkpoints/{name.split("_linear")[0]}_in1k.pth')
+    assert backbone.get('gaug', True) is locat and backbone.get('prr', True) is locat
+    assert cfg.model.decode_head == vit.model.decode_head
+    assert cfg.optim_wrapper == vit.optim_wrapper and cfg.train_dataloader == vit.train_dataloader
+
+
 # ----------------------------------------------------------------------------- classification
+@pytest.mark.parametrize('name', NEW_CLS)
+def test_rope_jumbo_classification_recipe(name):
+    """The authors' one training script: LocAtViT's recipe of the same size, with the
+    family's backbone, classifier width and init, and (RoPE) no decay on the frequencies."""
+    cfg = load(name)
+    arch, locat = name.split('_')[-2], name.startswith('locat')
+    vit = load(f'locat_vit_{arch}_in1k')
+    cls, tokens = NEW_FAMILIES[_family(name)]
+    backbone = cfg.model.backbone
+    assert (backbone.type, backbone.arch, backbone.drop_path_rate) == \
+        (cls, arch, vit.model.backbone.drop_path_rate)
+    assert backbone.gaug is locat and backbone.prr is locat
+    assert cfg.model.head.in_channels == tokens * VIT_WIDTHS[arch]
+    assert cfg.model.train_cfg == vit.model.train_cfg
+    assert cfg.param_scheduler == vit.param_scheduler
+    assert cfg.train_dataloader == vit.train_dataloader and cfg.train_cfg == vit.train_cfg
+    keys = dict(vit.optim_wrapper.paramwise_cfg.custom_keys)
+    if cls == 'LocAtRoPEViT':
+        keys['.rope.freqs'] = dict(decay_mult=0.0)
+        assert backbone.layer_scale_init_value == 1e-5
+    else:
+        assert (backbone.num_class_tokens, backbone.layer_scale_init_value) == (6, 1e-4)
+        # The authors' Jumbo classifier starts at uniform predictions over 1000 classes.
+        assert cfg.model.head.init_cfg == dict(type='Constant', layer='Linear', val=0.,
+                                               bias=-6.9)
+    assert cfg.optim_wrapper.paramwise_cfg.custom_keys == keys
+
+
 @pytest.mark.parametrize('name', SWIN_CLS)
 def test_swin_classification_recipe(name):
     cfg = load(name)
@@ -250,12 +310,22 @@ def swin_classifier_cfg(name: str, num_classes: int, data_root=None) -> Config:
     return cfg
 
 
+def family_classifier_cfg(name: str, num_classes: int, data_root=None) -> Config:
+    """A shipped classification config shrunk for CPU steps (see ``tiny_classifier_cfg``)."""
+    if 'swin' in name:
+        return swin_classifier_cfg(name, num_classes)
+    cfg = tiny_classifier_cfg(name, num_classes, data_root=data_root)
+    if 'jumbo' in name:
+        cfg.model.head.in_channels *= NEW_FAMILIES['jumbo'][1]
+    return cfg
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize('name', SWIN_CLS + VIT_CLS)
+@pytest.mark.parametrize('name', SWIN_CLS + VIT_CLS + NEW_CLS)
 def test_classification_config_builds(name):
     """Model, data pipelines and optimizer wrapper (paramwise) build and run."""
     from mmpretrain.registry import MODELS, TRANSFORMS
-    cfg = swin_classifier_cfg(name, 7) if 'swin' in name else tiny_classifier_cfg(name, 7)
+    cfg = family_classifier_cfg(name, 7)
     init_default_scope(cfg.default_scope)
     model = MODELS.build(dict(cfg.model, data_preprocessor=cfg.data_preprocessor))
     model.init_weights()
@@ -270,6 +340,11 @@ def test_classification_config_builds(name):
         assert decay['backbone.stages.0.blocks.0.attn.w_msa.qkv.weight'] == 0.05
     if 'regvit' in name:  # as timm: registers (3-D) decay, class token and pos_embed do not
         assert decay['backbone.reg_token'] == 0.05 and decay['backbone.cls_token'] == 0
+    if 'ropevit' in name:  # as timm's Eva: no decay on the RoPE frequencies
+        assert decay['backbone.layers.1.attn.rope.freqs'] == 0
+    if 'jumbo' in name:  # the 6 class tokens as timm's cls_token; the shared MLP decays once
+        assert decay['backbone.cls_token'] == 0 and decay['backbone.pos_embed'] == 0
+        assert decay['backbone.jumbo_mlp.layers.0.0.weight'] == 0.05
     if name.startswith('locat'):
         gaug = [n for n in decay if n.endswith('gaug.log_var.weight')]
         assert gaug and all(decay[n] == 0.05 for n in gaug)
@@ -312,6 +387,45 @@ def test_locat_swin_classifier_trains(synthetic, tmp_path):
     assert 'gaug/l3_var_row' in log  # the stats hook reads the window attentions
     assert osp.isfile(osp.join(str(tmp_path), 'epoch_1.pth'))
     assert runner.model.backbone.stages[0].blocks[0].attn.w_msa.gaug is not None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', ['locat_ropevit_t_in1k', 'locat_jumbo_t_in1k'])
+def test_rope_jumbo_classifier_trains(name, synthetic, tmp_path):
+    """A few iterations of the shipped recipe (shrunk) on the synthetic data: the loss is
+    finite, GAug's stats are logged and every trained parameter moved (the jumbo MLP too)."""
+    from locat_mm.datasets import CLS_CLASSES
+    cfg = family_classifier_cfg(name, len(CLS_CLASSES), data_root=synthetic[0])
+    cfg.work_dir = str(tmp_path)
+    cfg.train_cfg.max_epochs = 1
+    cfg.default_hooks.logger.interval = 1
+    cfg.custom_hooks = [dict(type='GAugStatsHook', interval=1)]
+    cfg.visualizer.vis_backends = [dict(type='LocalVisBackend')]
+    cfg.randomness = dict(seed=0)
+    # A constant lr instead of the warm-up's first 1e-7: small gradients (layer scale 1e-5)
+    # must still move every parameter in two steps.
+    cfg.param_scheduler = None
+    from mmengine.hooks import Hook
+    from mmengine.runner import Runner
+
+    class Snapshot(Hook):
+        """The backbone's parameters after initialisation, before the first step."""
+
+        def before_train(self, runner):
+            self.params = {n: p.detach().clone()
+                           for n, p in runner.model.backbone.named_parameters()}
+
+    runner = Runner.from_cfg(cfg)
+    snapshot = Snapshot()
+    runner.register_hook(snapshot)
+    runner.train()
+    before = snapshot.params
+    log = _log(str(tmp_path))
+    assert 'Epoch(train) [1][2/2]' in log and 'accuracy/top1' in log and 'gaug/l1_amp' in log
+    assert osp.isfile(osp.join(str(tmp_path), 'epoch_1.pth'))
+    after = dict(runner.model.backbone.named_parameters())
+    frozen = [n for n in before if torch.equal(before[n], after[n].detach())]
+    assert not frozen, frozen
 
 
 @pytest.mark.slow

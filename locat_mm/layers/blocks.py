@@ -125,6 +125,8 @@ class LocAtEncoderLayer(UpstreamNormNames, nn.Module):
         gaug_impl (str): See :class:`LocAtAttention`.
         with_cp (bool): Gradient checkpointing: keep only the block's input for backward and
             recompute the rest (GAug included) then.
+        attn_layer (callable): Builds the attention from ``LocAtAttention``'s arguments
+            (another family's attention, e.g. ``RoPELocAtAttention``, with its extras bound).
     """
 
     def __init__(self,
@@ -144,11 +146,12 @@ class LocAtEncoderLayer(UpstreamNormNames, nn.Module):
                  attn_drop_path: bool = True,
                  gaug: bool = True,
                  gaug_impl: str = 'auto',
-                 with_cp: bool = False) -> None:
+                 with_cp: bool = False,
+                 attn_layer: Callable[..., LocAtAttention] = LocAtAttention) -> None:
         super().__init__()
         self.embed_dims = embed_dims
         self.ln1 = norm_layer(embed_dims)
-        self.attn = LocAtAttention(
+        self.attn = attn_layer(
             embed_dims,
             num_heads,
             base_grid,

@@ -1,6 +1,6 @@
 from ..registry import register_everywhere
-from .backbones import LocAtSwin, LocAtViT
+from .backbones import LocAtJumbo, LocAtRoPEViT, LocAtSwin, LocAtViT
 
 register_everywhere(LocAtViT)
 
-__all__ = ['LocAtViT', 'LocAtSwin']
+__all__ = ['LocAtViT', 'LocAtSwin', 'LocAtRoPEViT', 'LocAtJumbo']

@@ -1,0 +1,7 @@
+# Plain RoPE-ViT-T baseline of locat_ropevit_t_linear_cocostuff164k.py: the same model, data
+# and schedule without GAug and PRR, so the two configs give one row of the comparison.
+_base_ = ['./locat_ropevit_t_linear_cocostuff164k.py']
+# ImageNet-1k weights of the plain RoPE-ViT-T: this project's classifier
+# (configs/ropevit_t_in1k.py) or the authors' (timm layout). Point this at your copy.
+pretrained = 'checkpoints/ropevit_t_in1k.pth'
+model = dict(backbone=dict(gaug=False, prr=False, init_cfg=dict(checkpoint=pretrained)))

@@ -17,7 +17,7 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from .checkpoint import load_checkpoint, trust_checkpoints
+from .checkpoint import allow_partial_loading, load_checkpoint, trust_checkpoints
 
 TOOLBOXES = ('mmseg', 'mmpretrain')
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -26,7 +26,8 @@ DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 def parse_common_args(parser: argparse.ArgumentParser,
                       argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Adds the options both launchers share (``--cfg-options``, ``--launcher``,
-    ``--local_rank``) to ``parser``, parses ``argv`` and exports ``LOCAL_RANK``."""
+    ``--local_rank``, ``--trust-checkpoint``, ``--allow-partial``) to ``parser``, parses
+    ``argv`` and exports ``LOCAL_RANK`` (and the trust and partial-loading switches)."""
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value (lists as key="[a,b]"), no spaces')
@@ -38,10 +39,16 @@ def parse_common_args(parser: argparse.ArgumentParser,
         '--trust-checkpoint', action='store_true',
         help='load checkpoints that need more than the safe loader allows (their pickle may run '
         'code): only for files from a source you trust')
+    parser.add_argument(
+        '--allow-partial', action='store_true',
+        help='load a checkpoint that does not fit the model (missing, unexpected or '
+        'other-shaped keys) partially, with a warning, instead of stopping')
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     if args.trust_checkpoint:
         trust_checkpoints()
+    if args.allow_partial:
+        allow_partial_loading()
     return args
 
 
@@ -175,8 +182,21 @@ def run_length_options(iters: int, warmup: int) -> dict:
     }
 
 
+def check_checkpoint_fit(cfg: Config) -> None:
+    """Adds :class:`~locat_mm.engine.CheckpointFitHook` to ``custom_hooks`` (once): the
+    Runner then refuses a ``load_from``/resume checkpoint that does not fit the model, unless
+    partial loading is allowed (``--allow-partial``)."""
+    hooks = cfg.get('custom_hooks') or []
+    if not any(hook.get('type') == 'CheckpointFitHook' for hook in hooks):
+        cfg.custom_hooks = [*hooks, dict(type='CheckpointFitHook')]
+
+
 def build_runner(cfg: Config) -> Runner:
-    """The Runner of a config: ``runner_type`` from the registry if set, else mmengine's."""
+    """The Runner of a config: ``runner_type`` from the registry if set, else mmengine's.
+
+    A checkpoint it loads (``load_from``, resume) must fit the model
+    (:func:`check_checkpoint_fit`)."""
+    check_checkpoint_fit(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

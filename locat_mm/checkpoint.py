@@ -424,6 +424,21 @@ def summarise_keys(keys: Iterable[str], limit: int = 8) -> str:
     return ', '.join(shown) + (f' and {more} more modules' if more > 0 else '')
 
 
+def describe_shapes(mismatched: Mapping[str, Tuple[Shape, Shape]], examples: int = 3) -> str:
+    """Keys of other shapes, by module, with the first ``examples`` shapes spelled out."""
+    shown = '; '.join(f'{key}: {tuple(ckpt)} in the checkpoint, {tuple(own)} in the model'
+                      for key, (ckpt, own) in list(mismatched.items())[:examples])
+    return f'Of other shapes: {summarise_keys(mismatched)} (e.g. {shown}).'
+
+
+def shape_mismatches(model_state: Mapping[str, Any],
+                     ckpt_state: Mapping[str, Any]) -> Dict[str, Tuple[Shape, Shape]]:
+    """Keys of both state dicts whose shapes differ: key -> (checkpoint's, model's)."""
+    return {key: (tuple(ckpt_state[key].shape), tuple(value.shape))
+            for key, value in model_state.items()
+            if key in ckpt_state and tuple(ckpt_state[key].shape) != tuple(value.shape)}
+
+
 def describe_fit(fit: ModelFit, source: str, examples: int = 3) -> str:
     """The parts of a :class:`ModelFit` that do not fit, in words, by module."""
     lines = []
@@ -432,9 +447,7 @@ def describe_fit(fit: ModelFit, source: str, examples: int = 3) -> str:
     if fit.unexpected:
         lines.append(f'In the checkpoint but not in the model: {summarise_keys(fit.unexpected)}.')
     if fit.mismatched:
-        shown = '; '.join(f'{key}: {tuple(ckpt)} in the checkpoint, {tuple(own)} in the model'
-                          for key, (ckpt, own) in list(fit.mismatched.items())[:examples])
-        lines.append(f'Of other shapes: {summarise_keys(fit.mismatched)} (e.g. {shown}).')
+        lines.append(describe_shapes(fit.mismatched, examples))
     lines.append(f'{fit.matched} keys fit.')
     return ' '.join(lines)
 

@@ -8,11 +8,11 @@ mmpretrain's (and mmseg's) ``SwinTransformer``: ``stages.{i}.blocks.{j}.attn.w_m
 import os.path as osp
 import re
 from collections import OrderedDict
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from torch import Tensor
 
-from .ckpt_convert import convert_classifier_file
+from .ckpt_convert import convert_classifier_file, listing, mismatch_hints
 
 _TIMM_BLOCK = re.compile(r'^layers\.(\d+)\.blocks\.(\d+)\.(.+)$')
 _TIMM_DOWNSAMPLE = re.compile(r'^layers\.(\d+)\.downsample\.(norm|reduction)\.(weight|bias)$')
@@ -115,27 +115,18 @@ def swin_mismatch(model_keys: Iterable[str], ckpt_keys: Iterable[str]) -> Tuple[
 
 
 def describe_swin_mismatch(missing: List[str], unexpected: List[str], source: str,
-                           limit: int = 12) -> str:
-    """An error message naming the keys that do not fit and what to do about it."""
-
-    def listing(keys: List[str]) -> str:
-        shown = ', '.join(keys[:limit])
-        return shown + (f' ... ({len(keys)} in all)' if len(keys) > limit else '')
-
-    lines = [f'{source} does not fit this LocAtSwin.']
+                           limit: int = 12, shapes: Optional[dict] = None,
+                           target: str = 'this LocAtSwin') -> str:
+    """An error message naming the keys that do not fit and what to do about it (arguments
+    as :func:`~locat_mm.models.ckpt_convert.describe_mismatch`)."""
+    lines = [f'{source} does not fit the backbone ({target}).']
     if missing:
-        lines.append(f'Missing keys: {listing(missing)}.')
+        lines.append(f'Missing keys: {listing(missing, limit)}.')
     if unexpected:
-        lines.append(f'Unexpected keys: {listing(unexpected)}.')
-    if any('.gaug.' in k for k in missing):
-        lines.append('The checkpoint has no GAug weights: it is a plain Swin; build the '
-                     'backbone with gaug=False, or start LocAtSwin from it with '
-                     "init_cfg=dict(type='Pretrained', checkpoint=..., strict=False).")
-    elif any('.gaug.' in k for k in unexpected):
-        lines.append('The checkpoint has GAug weights: build the backbone with gaug=True.')
-    else:
-        lines.append('Check the arch (embed_dims, depths, num_heads) and `prefix` against '
-                     'the checkpoint.')
+        lines.append(f'Unexpected keys: {listing(unexpected, limit)}.')
+    lines += mismatch_hints(missing, unexpected, shapes or {},
+                            r'^stages\.\d+\.blocks\.\d+\.', 'Swin',
+                            'embed_dims, depths, num_heads')
     return ' '.join(lines)
 
 

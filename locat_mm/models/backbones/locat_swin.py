@@ -341,7 +341,7 @@ class LocAtSwin(BaseModule):
         if is_timm_swin_layout(state_dict):
             state_dict = convert_timm_swin_state_dict(state_dict)
         state_dict = drop_stale_buffers(state_dict)
-        check_fit(self.state_dict().keys(), state_dict.keys(), checkpoint, swin_mismatch,
+        check_fit(self.state_dict(), state_dict, checkpoint, swin_mismatch,
                   describe_swin_mismatch, strict)
         own = self.state_dict()
         self.load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=False)

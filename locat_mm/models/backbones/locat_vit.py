@@ -561,7 +561,7 @@ class LocAtViT(BaseModule):
         """
         state_dict = read_backbone_state_dict(checkpoint, prefix, map_location)
         self._adapt_state_dict(state_dict, '')
-        check_fit(self.state_dict().keys(), state_dict.keys(), checkpoint, mismatched_keys,
+        check_fit(self.state_dict(), state_dict, checkpoint, mismatched_keys,
                   describe_mismatch, strict)
         self.load_state_dict(state_dict, strict=False)
         MMLogger.get_current_instance().info(f'LocAtViT: loaded {checkpoint}')

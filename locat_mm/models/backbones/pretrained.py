@@ -5,8 +5,9 @@ from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple, Union
 from mmengine.logging import MMLogger
 from torch import Tensor
 
-from ...checkpoint import load_checkpoint
+from ...checkpoint import CheckpointMismatchError, load_checkpoint, shape_mismatches
 from ..ckpt_convert import select_prefix, unwrap_state_dict
+from ..ckpt_describe import describe_backbone
 
 
 def read_backbone_state_dict(checkpoint: str, prefix: Optional[str],
@@ -29,16 +30,26 @@ def read_backbone_state_dict(checkpoint: str, prefix: Optional[str],
     return dict(select_prefix(unwrap_state_dict(raw), prefix))
 
 
-def check_fit(model_keys: Iterable[str], ckpt_keys: Iterable[str], checkpoint: str,
+def check_fit(model_state: Dict[str, Tensor], ckpt_state: Dict[str, Tensor], checkpoint: str,
               mismatch: Callable[[Iterable[str], Iterable[str]], Tuple[list, list]],
-              describe: Callable[[list, list, str], str], strict: bool) -> None:
-    """Raises ``KeyError`` (``strict``) or logs a warning naming the keys that do not fit."""
-    missing, unexpected = mismatch(model_keys, ckpt_keys)
-    if missing or unexpected:
-        message = describe(missing, unexpected, f'Checkpoint {checkpoint!r}')
+              describe: Callable[..., str], strict: bool) -> None:
+    """Raises ``KeyError`` (``strict``) or logs a warning naming the keys that do not fit.
+
+    The message says what the checkpoint and the backbone are (family, width, depth, GAug)
+    and names missing, unexpected and other-shaped keys. With ``strict=False`` the keys of
+    other shapes are dropped from ``ckpt_state``, so that what fits loads.
+    """
+    missing, unexpected = mismatch(model_state, ckpt_state)
+    shapes = shape_mismatches(model_state, ckpt_state)
+    if missing or unexpected or shapes:
+        message = describe(missing, unexpected,
+                           f'Checkpoint {checkpoint!r} ({describe_backbone(ckpt_state)})',
+                           shapes=shapes, target=describe_backbone(model_state))
         if strict:
-            raise KeyError(message)
+            raise CheckpointMismatchError(message)
         MMLogger.get_current_instance().warning(message)
+        for key in shapes:
+            del ckpt_state[key]
 
 
 def parse_out_indices(out_indices: Union[int, Sequence[int]], num: int,

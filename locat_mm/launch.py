@@ -182,6 +182,29 @@ def run_length_options(iters: int, warmup: int) -> dict:
     }
 
 
+def _wrap_loading(dataset: dict) -> None:
+    """Wraps the ``Load*`` transforms of a dataset config (and of the datasets it wraps)."""
+    for inner in [dataset.get('dataset')] + list(dataset.get('datasets') or []):
+        if isinstance(inner, dict):
+            _wrap_loading(inner)
+    pipeline = dataset.get('pipeline')
+    if not pipeline:
+        return
+    dataset['pipeline'] = [
+        dict(type='NameFileOnError', transform=t) if isinstance(t, dict) and
+        str(t.get('type', '')).split('.')[-1].startswith('Load') else t for t in pipeline]
+
+
+def name_files_in_load_errors(cfg: Config) -> None:
+    """Makes an error of a dataloader's loading transforms name the file (a truncated image
+    outside the start-up checks' sample): wraps each ``Load*`` transform in
+    :class:`~locat_mm.engine.NameFileOnError`."""
+    for field in DATALOADERS:
+        loader = cfg.get(field)
+        if loader and isinstance(loader.get('dataset'), dict):
+            _wrap_loading(loader['dataset'])
+
+
 def check_checkpoint_fit(cfg: Config) -> None:
     """Adds :class:`~locat_mm.engine.CheckpointFitHook` to ``custom_hooks`` (once): the
     Runner then refuses a ``load_from``/resume checkpoint that does not fit the model, unless
@@ -195,8 +218,10 @@ def build_runner(cfg: Config) -> Runner:
     """The Runner of a config: ``runner_type`` from the registry if set, else mmengine's.
 
     A checkpoint it loads (``load_from``, resume) must fit the model
-    (:func:`check_checkpoint_fit`)."""
+    (:func:`check_checkpoint_fit`), and a data file that cannot be loaded is named
+    (:func:`name_files_in_load_errors`)."""
     check_checkpoint_fit(cfg)
+    name_files_in_load_errors(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

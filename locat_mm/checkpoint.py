@@ -395,7 +395,7 @@ def model_fit(model: nn.Module, state_dict: Mapping[str, Any]) -> ModelFit:
 def summarise_keys(keys: Iterable[str], limit: int = 8) -> str:
     """Keys grouped by module, numbered modules folded: ``'backbone.layers.{0-11} (144 keys),
     decode_head.conv_seg (2 keys)'``; at most ``limit`` groups, then how many more."""
-    groups: 'OrderedDict[str, List]' = OrderedDict()
+    groups: Dict[str, Tuple[int, set]] = {}
     for key in keys:
         parts = key.split('.')
         module, taken = [], 0
@@ -439,7 +439,7 @@ def shape_mismatches(model_state: Mapping[str, Any],
             if key in ckpt_state and tuple(ckpt_state[key].shape) != tuple(value.shape)}
 
 
-def describe_fit(fit: ModelFit, source: str, examples: int = 3) -> str:
+def describe_fit(fit: ModelFit, examples: int = 3) -> str:
     """The parts of a :class:`ModelFit` that do not fit, in words, by module."""
     lines = []
     if fit.missing:
@@ -489,7 +489,7 @@ def check_model_fit(model: nn.Module,
     found = f' ({describe(state_dict)})' if describe else ''
     wanted = f' ({describe(model.state_dict())})' if describe else ''
     message = (f'Checkpoint {source!r}{found} does not fit the model{wanted}. '
-               f'{describe_fit(fit, source)} {what_to_do}'.rstrip())
+               f'{describe_fit(fit)} {what_to_do}'.rstrip())
     allow_partial = partial_loading_allowed() if allow_partial is None else allow_partial
     if allow_partial:
         logger.warning('%s Loading what fits, as partial loading is allowed (%s).', message,

@@ -43,10 +43,33 @@ def test_tools_test_refuses_the_authors_backbone_for_a_segmentor(tmp_path, autho
     message = str(error.value)
     assert f"Checkpoint '{authors_file}' ({AUTHORS}; 10 classes)" in message
     assert 'whose backbone is a LocAtViT of width 128, depth 4; 7 classes' in message
-    assert 'Missing from the checkpoint:' in message and 'backbone.layers.{0-3} (64 keys)' in message
+    assert 'Missing from the checkpoint:' in message
+    assert 'backbone.layers.{0-3} (64 keys)' in message
     assert 'blocks.{0-2}.attn (24 keys)' in message and '0 keys fit' in message
     assert "model.backbone.init_cfg=dict(type='Pretrained'" in message
     assert '--allow-partial' in message
+    assert_no_wall(message)
+
+
+def test_tools_test_refuses_the_authors_classifier_for_another_classifier(tmp_path,
+                                                                          authors_file):
+    from test_launchers import MMPRETRAIN_CONFIG
+
+    from locat_mm.datasets import make_synthetic_classification
+    root = str(tmp_path / 'cls')
+    make_synthetic_classification(root, num_train=6, num_val=6, size=32)
+    config = tmp_path / 'tiny_cls.py'
+    config.write_text(MMPRETRAIN_CONFIG.replace('{root}', root))
+    with pytest.raises(CheckpointMismatchError) as error:
+        load_tool('test').main([str(config), authors_file, '--work-dir', str(tmp_path / 'wd')])
+    message = str(error.value)
+    # The authors' file is converted first (tools/test.py does so for mmpretrain configs).
+    assert ('(a whole model (backbone, head) whose backbone is a LocAtViT of width 128, '
+            'depth 3; 10 classes) does not fit the model (a whole model (backbone, head) whose '
+            'backbone is a LocAtViT of width 48, depth 2; 6 classes)') in message
+    assert 'Missing from the checkpoint: head.fc (2 keys)' in message
+    assert ('In the checkpoint but not in the model: backbone.layers.2 (16 keys), '
+            'head.layers (2 keys)') in message
     assert_no_wall(message)
 
 
@@ -203,16 +226,12 @@ def test_a_backbone_of_another_width_is_named_and_strict_false_loads_what_fits(t
     lenient.init_weights()
 
 
-def test_a_deeper_locatvit_is_not_called_another_kind(tmp_path):
-    path = str(tmp_path / 'deep.pth')
-    torch.save(small_vit(64, 3).state_dict(), path)
+@pytest.mark.parametrize('depth', [3, 1])
+def test_a_locatvit_of_another_depth_is_not_called_another_kind(tmp_path, depth):
+    path = str(tmp_path / 'other_depth.pth')
+    torch.save(small_vit(64, depth).state_dict(), path)
     with pytest.raises(CheckpointMismatchError) as error:
         small_vit(64, 2, init_cfg=dict(type='Pretrained', checkpoint=path)).init_weights()
     message = str(error.value)
-    assert '(a LocAtViT of width 64, depth 3)' in message and 'depth differs' in message
+    assert f'(a LocAtViT of width 64, depth {depth})' in message and 'depth differs' in message
     assert 'gaug=True' not in message and 'plain ViT' not in message
-    path = str(tmp_path / 'shallow.pth')
-    torch.save(small_vit(64, 1).state_dict(), path)
-    with pytest.raises(CheckpointMismatchError) as error:
-        small_vit(64, 2, init_cfg=dict(type='Pretrained', checkpoint=path)).init_weights()
-    assert 'depth differs' in str(error.value) and 'plain ViT' not in str(error.value)

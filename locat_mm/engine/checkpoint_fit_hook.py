@@ -33,7 +33,8 @@ class CheckpointFitHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         # The Runner keeps the path it loads or resumes from in `_load_from` (None when it
         # resumes from the latest checkpoint of the work dir).
-        source = getattr(runner, '_load_from', None) or f'the latest checkpoint in {runner.work_dir}'
+        source = (getattr(runner, '_load_from', None)
+                  or f'the latest checkpoint in {runner.work_dir}')
         check_model_fit(
             model, state_dict_of(checkpoint), source, allow_partial=self.allow_partial,
             describe=describe_locat_contents,

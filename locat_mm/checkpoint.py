@@ -521,6 +521,7 @@ def guard_model_loading() -> None:
     allowed (``LOCAT_MM_ALLOW_PARTIAL=1``); other models load as before. Safe to call twice.
     """
     import mmengine.runner
+    from mmengine.model import is_model_wrapper
     from mmengine.runner import checkpoint as module
     if getattr(module.load_checkpoint, '_locat_fit_checked', False):
         return
@@ -529,8 +530,11 @@ def guard_model_loading() -> None:
     def load_checkpoint(model, filename, map_location=None, strict=False, logger=None,
                         revise_keys=[(r'^module\.', '')]):
         checkpoint = module._load_checkpoint(filename, map_location, logger)
+        if not isinstance(checkpoint, dict):
+            raise RuntimeError(f'No state_dict found in checkpoint file {filename}')
         if holds_locat_modules(model):
-            check_model_fit(model, state_dict_of(checkpoint, revise_keys), filename,
+            bare = model.module if is_model_wrapper(model) else model
+            check_model_fit(bare, state_dict_of(checkpoint, revise_keys), filename,
                             allow_partial=False if strict else None,
                             describe=describe_locat_contents)
         return module._load_checkpoint_to_model(model, checkpoint, strict, logger, revise_keys)

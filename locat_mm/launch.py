@@ -182,11 +182,12 @@ def run_length_options(iters: int, warmup: int) -> dict:
     }
 
 
-def _wrap_loading(dataset: dict) -> None:
-    """Wraps the ``Load*`` transforms of a dataset config (and of the datasets it wraps)."""
+def wrap_loading_transforms(dataset: dict) -> None:
+    """Wraps the ``Load*`` transforms of a dataset config (and of the datasets it wraps) in
+    :class:`~locat_mm.engine.NameFileOnError`, so that their errors name the file."""
     for inner in [dataset.get('dataset')] + list(dataset.get('datasets') or []):
         if isinstance(inner, dict):
-            _wrap_loading(inner)
+            wrap_loading_transforms(inner)
     pipeline = dataset.get('pipeline')
     if not pipeline:
         return
@@ -195,14 +196,19 @@ def _wrap_loading(dataset: dict) -> None:
         str(t.get('type', '')).split('.')[-1].startswith('Load') else t for t in pipeline]
 
 
-def name_files_in_load_errors(cfg: Config) -> None:
-    """Makes an error of a dataloader's loading transforms name the file (a truncated image
-    outside the start-up checks' sample): wraps each ``Load*`` transform in
-    :class:`~locat_mm.engine.NameFileOnError`."""
+def name_files_in_load_errors(runner: Runner) -> None:
+    """Makes an error of the Runner's loading transforms name the file (a truncated image
+    outside the start-up checks' sample): :func:`wrap_loading_transforms` on its dataloaders.
+
+    The Runner keeps its dataloaders' configs in ``_{train,val,test}_dataloader`` until it
+    builds them; they are wrapped there, after the Runner dumped its config to the work dir,
+    so the dump keeps the plain transforms that inferencers look for by name
+    (``LoadImageFromFile``).
+    """
     for field in DATALOADERS:
-        loader = cfg.get(field)
-        if loader and isinstance(loader.get('dataset'), dict):
-            _wrap_loading(loader['dataset'])
+        loader = getattr(runner, f'_{field}', None)
+        if isinstance(loader, dict) and isinstance(loader.get('dataset'), dict):
+            wrap_loading_transforms(loader['dataset'])
 
 
 def check_checkpoint_fit(cfg: Config) -> None:
@@ -221,10 +227,9 @@ def build_runner(cfg: Config) -> Runner:
     (:func:`check_checkpoint_fit`), and a data file that cannot be loaded is named
     (:func:`name_files_in_load_errors`)."""
     check_checkpoint_fit(cfg)
-    name_files_in_load_errors(cfg)
-    if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    name_files_in_load_errors(runner)
+    return runner
 
 
 def classifier_checkpoint(path: str, work_dir: str) -> str:

@@ -10,7 +10,7 @@ import shutil
 import pytest
 import torch
 from demo_helpers import DEMO_CONFIG, data_root_options, load_tool, make_tiny_data
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from mmengine.registry import init_default_scope
 from PIL import Image
 
@@ -161,12 +161,11 @@ def test_a_file_outside_the_checked_sample_is_named_when_loaded(tmp_path, broken
     from locat_mm import launch
     from locat_mm.engine import DataFileError
     init_default_scope('mmseg')
-    cfg = Config.fromfile(DEMO_CONFIG)
-    cfg.merge_from_dict({'train_dataloader.dataset.data_root': broken_root})
-    launch.name_files_in_load_errors(cfg)
-    dataset_cfg = cfg.train_dataloader.dataset.to_dict()
+    dataset_cfg = Config.fromfile(DEMO_CONFIG).train_dataloader.dataset.to_dict()
     # mmseg's generic class, which checks nothing when built (as ADE20K's).
-    dataset_cfg.update(type='BaseSegDataset', img_suffix='.jpg', seg_map_suffix='.png')
+    dataset_cfg.update(type='BaseSegDataset', img_suffix='.jpg', seg_map_suffix='.png',
+                       data_root=broken_root)
+    launch.wrap_loading_transforms(dataset_cfg)
     dataset = DATASETS.build(dataset_cfg)
     checked = sample_evenly(range(len(dataset)), 2)
     index = next(i for i in range(len(dataset)) if i not in checked)
@@ -178,18 +177,24 @@ def test_a_file_outside_the_checked_sample_is_named_when_loaded(tmp_path, broken
     assert repr(annotation) in str(error.value) and 'LoadAnnotations' in str(error.value)
 
 
-def test_wrapping_keeps_what_the_pipeline_gives(tiny_root):
+def test_the_runner_loads_the_same_through_the_wrapper_and_dumps_the_plain_config(
+        tmp_path, tiny_root):
     from mmseg.registry import DATASETS
 
     from locat_mm import launch
+    cfg = Config.fromfile(DEMO_CONFIG)
+    cfg.merge_from_dict({**dict(o.split('=', 1) for o in data_root_options(tiny_root)),
+                         'work_dir': str(tmp_path / 'wd')})
+    runner = launch.build_runner(cfg)
+    wrapped = runner._val_dataloader['dataset']
+    assert [t['type'] for t in wrapped['pipeline']] == [
+        'NameFileOnError', 'NameFileOnError', 'PackSegInputs']
+    # The dumped config (what inferencers read) keeps the plain transforms.
+    dumped = Config.fromfile(osp.join(str(tmp_path / 'wd'), osp.basename(DEMO_CONFIG)))
+    assert dumped.val_dataloader.dataset.pipeline[0]['type'] == 'LoadImageFromFile'
     init_default_scope('mmseg')
-    plain = Config.fromfile(DEMO_CONFIG)
-    plain.merge_from_dict({'val_dataloader.dataset.data_root': tiny_root})
-    wrapped = plain.copy()
-    launch.name_files_in_load_errors(wrapped)
-    types = [t['type'] for t in wrapped.val_dataloader.dataset.pipeline]
-    assert types == ['NameFileOnError', 'NameFileOnError', 'PackSegInputs']
-    ours, theirs = (DATASETS.build(c.val_dataloader.dataset.to_dict())[0]
-                    for c in (wrapped, plain))
+    plain = dict(Config.fromfile(DEMO_CONFIG).val_dataloader.dataset.to_dict(),
+                 data_root=tiny_root)
+    ours, theirs = (DATASETS.build(ConfigDict(d).to_dict())[0] for d in (wrapped, plain))
     assert (ours['inputs'] == theirs['inputs']).all()
     assert (ours['data_samples'].gt_sem_seg.data == theirs['data_samples'].gt_sem_seg.data).all()

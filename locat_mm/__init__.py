@@ -18,6 +18,7 @@ if importlib.util.find_spec('mmengine') is not None:
     compat.apply_all()
     hub.register_scheme()
     checkpoint.guard_mmengine_loaders()
+    checkpoint.guard_model_loading()
     registry.register_in_toolboxes()
     if registry.toolbox_available('mmpretrain'):
         registry.register_model_index()

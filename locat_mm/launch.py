@@ -17,7 +17,7 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from .checkpoint import load_checkpoint, trust_checkpoints
+from .checkpoint import allow_partial_loading, load_checkpoint, trust_checkpoints
 
 TOOLBOXES = ('mmseg', 'mmpretrain')
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -26,7 +26,8 @@ DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 def parse_common_args(parser: argparse.ArgumentParser,
                       argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """Adds the options both launchers share (``--cfg-options``, ``--launcher``,
-    ``--local_rank``) to ``parser``, parses ``argv`` and exports ``LOCAL_RANK``."""
+    ``--local_rank``, ``--trust-checkpoint``, ``--allow-partial``) to ``parser``, parses
+    ``argv`` and exports ``LOCAL_RANK`` (and the trust and partial-loading switches)."""
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value (lists as key="[a,b]"), no spaces')
@@ -38,10 +39,16 @@ def parse_common_args(parser: argparse.ArgumentParser,
         '--trust-checkpoint', action='store_true',
         help='load checkpoints that need more than the safe loader allows (their pickle may run '
         'code): only for files from a source you trust')
+    parser.add_argument(
+        '--allow-partial', action='store_true',
+        help='load a checkpoint that does not fit the model (missing, unexpected or '
+        'other-shaped keys) partially, with a warning, instead of stopping')
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     if args.trust_checkpoint:
         trust_checkpoints()
+    if args.allow_partial:
+        allow_partial_loading()
     return args
 
 
@@ -175,17 +182,58 @@ def run_length_options(iters: int, warmup: int) -> dict:
     }
 
 
+def wrap_loading_transforms(dataset: dict) -> None:
+    """Wraps the ``Load*`` transforms of a dataset config (and of the datasets it wraps) in
+    :class:`~locat_mm.engine.NameFileOnError`, so that their errors name the file."""
+    for inner in [dataset.get('dataset')] + list(dataset.get('datasets') or []):
+        if isinstance(inner, dict):
+            wrap_loading_transforms(inner)
+    pipeline = dataset.get('pipeline')
+    if not pipeline:
+        return
+    dataset['pipeline'] = [
+        dict(type='NameFileOnError', transform=t) if isinstance(t, dict) and
+        str(t.get('type', '')).split('.')[-1].startswith('Load') else t for t in pipeline]
+
+
+def name_files_in_load_errors(runner: Runner) -> None:
+    """Makes an error of the Runner's loading transforms name the file (a truncated image
+    outside the start-up checks' sample): :func:`wrap_loading_transforms` on its dataloaders.
+
+    The Runner keeps its dataloaders' configs in ``_{train,val,test}_dataloader`` until it
+    builds them; they are wrapped there, after the Runner dumped its config to the work dir,
+    so the dump keeps the plain transforms that inferencers look for by name
+    (``LoadImageFromFile``).
+    """
+    for field in DATALOADERS:
+        loader = getattr(runner, f'_{field}', None)
+        if isinstance(loader, dict) and isinstance(loader.get('dataset'), dict):
+            wrap_loading_transforms(loader['dataset'])
+
+
+def check_checkpoint_fit(cfg: Config) -> None:
+    """Adds :class:`~locat_mm.engine.CheckpointFitHook` to ``custom_hooks`` (once): the
+    Runner then refuses a ``load_from``/resume checkpoint that does not fit the model, unless
+    partial loading is allowed (``--allow-partial``)."""
+    hooks = cfg.get('custom_hooks') or []
+    if not any(hook.get('type') == 'CheckpointFitHook' for hook in hooks):
+        cfg.custom_hooks = [*hooks, dict(type='CheckpointFitHook')]
+
+
 def build_runner(cfg: Config) -> Runner:
     """The Runner of a config: ``runner_type`` from the registry if set, else mmengine's.
 
     First, before the Runner writes anything: the backbone's ``in_channels`` must match the
-    data preprocessor's channels.
+    data preprocessor's channels, and a checkpoint it loads (``load_from``, resume) must fit the
+    model (:func:`check_checkpoint_fit`). A data file that cannot be loaded is then named
+    (:func:`name_files_in_load_errors`).
     """
     from locat_mm.models.backbones.interface import check_input_channels
     check_input_channels(cfg.get('model') or {}, cfg.get('data_preprocessor'))
-    if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+    check_checkpoint_fit(cfg)
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    name_files_in_load_errors(runner)
+    return runner
 
 
 def classifier_checkpoint(path: str, work_dir: str) -> str:

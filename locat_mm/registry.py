@@ -21,8 +21,10 @@ MODELS = Registry(
 
 # Where each toolbox's registries find this project's modules: (registry, module) pairs.
 TOOLBOX_LOCATIONS = {
-    'mmpretrain': (('MODELS', 'locat_mm.models'), ('HOOKS', 'locat_mm.engine')),
+    'mmpretrain': (('MODELS', 'locat_mm.models'), ('HOOKS', 'locat_mm.engine'),
+                   ('TRANSFORMS', 'locat_mm.engine')),
     'mmseg': (('MODELS', 'locat_mm.models'), ('HOOKS', 'locat_mm.engine'),
+              ('TRANSFORMS', 'locat_mm.engine'),
               ('MODELS', 'locat_mm.seg'), ('DATASETS', 'locat_mm.seg'),
               ('OPTIM_WRAPPER_CONSTRUCTORS', 'locat_mm.seg')),
 }
@@ -63,13 +65,14 @@ def register_lazily(registry: Registry, modules: Iterable[str]) -> None:
 
 def register_in_toolboxes() -> None:
     """Adds this project's modules to the registries of every installed toolbox, and the
-    hooks to mmengine's root registry (configs without a toolbox scope).
+    hooks and transforms to mmengine's root registries (configs without a toolbox scope).
 
     A toolbox registry's lookup reads its parents' names without importing their locations,
     so each registry gets the modules it may be asked for.
     """
-    from mmengine.registry import HOOKS
-    register_lazily(HOOKS, ['locat_mm.engine'])
+    from mmengine.registry import HOOKS, TRANSFORMS
+    for registry in (HOOKS, TRANSFORMS):
+        register_lazily(registry, ['locat_mm.engine'])
     for toolbox, pairs in TOOLBOX_LOCATIONS.items():
         if not toolbox_available(toolbox):
             continue

@@ -10,9 +10,11 @@ import shutil
 import pytest
 import torch
 from demo_helpers import DEMO_CONFIG, data_root_options, load_tool, make_tiny_data
+from mmengine.config import Config, ConfigDict
+from mmengine.registry import init_default_scope
 from PIL import Image
 
-from locat_mm.seg.checks import InputCheckError
+from locat_mm.seg.checks import InputCheckError, sample_evenly
 
 
 @pytest.fixture(scope='module')
@@ -115,3 +117,84 @@ def test_dataset_class_checks_when_built(tmp_path, broken_root):
     os.remove(_first_annotation(broken_root))
     with pytest.raises(InputCheckError, match='is missing'):
         _build(broken_root, [])
+
+
+# ---------------------------------------------------------------- damaged files (issue 17, 5)
+def truncate(path: str, fraction: float) -> str:
+    """Keeps the first ``fraction`` of a file's bytes, as an interrupted copy does."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    with open(path, 'wb') as f:
+        f.write(data[:int(len(data) * fraction)])
+    return path
+
+
+def nth_file(root: str, folder: str, index: int) -> str:
+    folder = osp.join(root, folder)
+    return osp.join(folder, sorted(os.listdir(folder))[index])
+
+
+def train_fails_naming(tmp_path, root, path):
+    _train_fails(tmp_path, data_root_options(root), repr(path), 'truncated or damaged')
+
+
+def test_image_cut_in_its_header_is_named(tmp_path, broken_root):
+    # PIL's own error here is a bare `OSError: Truncated File Read`.
+    image = truncate(nth_file(broken_root, 'images/training', 1), 0.05)
+    train_fails_naming(tmp_path, broken_root, image)
+
+
+def test_annotation_cut_in_its_data_is_named_before_the_work_dir(tmp_path, broken_root):
+    # Its header is whole: a check that reads headers only lets it through.
+    annotation = truncate(nth_file(broken_root, 'annotations/training', 2), 0.5)
+    train_fails_naming(tmp_path, broken_root, annotation)
+
+
+def test_validation_image_is_checked_before_training(tmp_path, broken_root):
+    image = truncate(nth_file(broken_root, 'images/validation', 0), 0.5)
+    train_fails_naming(tmp_path, broken_root, image)
+
+
+def test_a_file_outside_the_checked_sample_is_named_when_loaded(tmp_path, broken_root):
+    from mmseg.registry import DATASETS
+
+    from locat_mm import launch
+    from locat_mm.engine import DataFileError
+    init_default_scope('mmseg')
+    dataset_cfg = Config.fromfile(DEMO_CONFIG).train_dataloader.dataset.to_dict()
+    # mmseg's generic class, which checks nothing when built (as ADE20K's).
+    dataset_cfg.update(type='BaseSegDataset', img_suffix='.jpg', seg_map_suffix='.png',
+                       data_root=broken_root)
+    launch.wrap_loading_transforms(dataset_cfg)
+    dataset = DATASETS.build(dataset_cfg)
+    checked = sample_evenly(range(len(dataset)), 2)
+    index = next(i for i in range(len(dataset)) if i not in checked)
+    good = dataset[checked[0]]
+    assert good['inputs'].shape[-2:] == (64, 64)
+    annotation = truncate(dataset.get_data_info(index)['seg_map_path'], 0.5)
+    with pytest.raises(DataFileError) as error:
+        dataset[index]
+    assert repr(annotation) in str(error.value) and 'LoadAnnotations' in str(error.value)
+
+
+def test_the_runner_loads_the_same_through_the_wrapper_and_dumps_the_plain_config(
+        tmp_path, tiny_root):
+    from mmseg.registry import DATASETS
+
+    from locat_mm import launch
+    cfg = Config.fromfile(DEMO_CONFIG)
+    cfg.merge_from_dict({**dict(o.split('=', 1) for o in data_root_options(tiny_root)),
+                         'work_dir': str(tmp_path / 'wd')})
+    runner = launch.build_runner(cfg)
+    wrapped = runner._val_dataloader['dataset']
+    assert [t['type'] for t in wrapped['pipeline']] == [
+        'NameFileOnError', 'NameFileOnError', 'PackSegInputs']
+    # The dumped config (what inferencers read) keeps the plain transforms.
+    dumped = Config.fromfile(osp.join(str(tmp_path / 'wd'), osp.basename(DEMO_CONFIG)))
+    assert dumped.val_dataloader.dataset.pipeline[0]['type'] == 'LoadImageFromFile'
+    init_default_scope('mmseg')
+    plain = dict(Config.fromfile(DEMO_CONFIG).val_dataloader.dataset.to_dict(),
+                 data_root=tiny_root)
+    ours, theirs = (DATASETS.build(ConfigDict(d).to_dict())[0] for d in (wrapped, plain))
+    assert (ours['inputs'] == theirs['inputs']).all()
+    assert (ours['data_samples'].gt_sem_seg.data == theirs['data_samples'].gt_sem_seg.data).all()

@@ -3,6 +3,7 @@ import filecmp
 import importlib.util
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 
@@ -247,3 +248,81 @@ def test_radius_range_sets_the_object_size(tmp_path):
                                        radius_range=(0.3, 0.4))
     assert synthetic_dataset_ready(str(tmp_path / 'default'), kind='seg',
                                    radius_range=(0.12, 0.3))
+
+
+def _files(root):
+    return sorted(osp.relpath(osp.join(folder, name), root)
+                  for folder, _, names in os.walk(root) for name in names)
+
+
+def test_a_smaller_set_replaces_the_previous_one_whole(tmp_path):
+    """Issue 17, probe 4: 6 then 3 training images left 6 of mixed sizes behind."""
+    root = str(tmp_path / 'set')
+    make_synthetic_segmentation(root, num_train=6, num_val=2, size=32)
+    make_synthetic_segmentation(root, num_train=3, num_val=1, size=48)
+    fresh = str(tmp_path / 'fresh')
+    make_synthetic_segmentation(fresh, num_train=3, num_val=1, size=48)
+    assert _files(root) == _files(fresh)
+    assert {Image.open(p).size for p, _ in _pairs(root, 'training')} == {(48, 48)}
+    # A classification set in place of a segmentation one: nothing of the old kind stays.
+    make_synthetic_classification(root, num_train=2, num_val=1, size=32)
+    assert not osp.exists(osp.join(root, 'images'))
+    assert synthetic_dataset_ready(root, kind='cls', num_train=2, num_val=1, size=32)
+    # Only the dataset folder itself is left next to it: no temporary folder.
+    assert sorted(os.listdir(tmp_path)) == ['fresh', 'set']
+
+
+def test_a_folder_with_other_files_is_refused_and_left_alone(tmp_path):
+    mine = tmp_path / 'mine'
+    mine.mkdir()
+    (mine / 'notes.txt').write_text('keep me')
+    with pytest.raises(FileExistsError, match='holds no synthetic dataset'):
+        make_synthetic_segmentation(str(mine), num_train=2, num_val=1, size=32)
+    assert _files(str(mine)) == ['notes.txt']
+    # A previous set with a file of the user's in it: refused too, the set untouched.
+    root = str(tmp_path / 'set')
+    make_synthetic_segmentation(root, num_train=2, num_val=1, size=32)
+    (tmp_path / 'set' / 'images' / 'training' / 'extra.jpg').write_bytes(b'mine')
+    before = _files(root)
+    with pytest.raises(FileExistsError, match='extra.jpg'):
+        make_synthetic_segmentation(root, num_train=3, num_val=1, size=32)
+    assert _files(root) == before
+    assert sorted(os.listdir(tmp_path)) == ['mine', 'set']
+
+
+def test_cli_refuses_a_used_folder_with_a_message(tmp_path):
+    script = osp.join(REPO, 'tools', 'dataset_converters', 'make_synthetic.py')
+    (tmp_path / 'paper.pdf').write_bytes(b'%PDF')
+    result = subprocess.run([sys.executable, script, 'seg', str(tmp_path), '--num-train', '2'],
+                            capture_output=True, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert 'holds no synthetic dataset' in result.stderr
+    assert os.listdir(tmp_path) == ['paper.pdf']
+
+
+def test_a_failed_write_leaves_the_previous_set(tmp_path, monkeypatch):
+    root = str(tmp_path / 'set')
+    make_synthetic_segmentation(root, num_train=2, num_val=1, size=32)
+    saved = str(tmp_path / 'saved')
+    shutil.copytree(root, saved)
+    import locat_mm.datasets.synthetic as synthetic
+    save_jpeg, calls = synthetic._save_jpeg, []
+
+    def fail_at_the_third(*args):
+        calls.append(args)
+        if len(calls) == 3:
+            raise RuntimeError('disk full')
+        save_jpeg(*args)
+
+    monkeypatch.setattr(synthetic, '_save_jpeg', fail_at_the_third)
+    with pytest.raises(RuntimeError, match='disk full'):
+        make_synthetic_segmentation(root, num_train=5, num_val=1, size=48)
+    assert _files(root) == _files(saved)
+    assert not filecmp.dircmp(root, saved).diff_files
+    for sub in ('images/training', 'annotations/training'):
+        match, mismatch, errors = filecmp.cmpfiles(osp.join(root, sub), osp.join(saved, sub),
+                                                   os.listdir(osp.join(saved, sub)),
+                                                   shallow=False)
+        assert not mismatch and not errors
+    assert sorted(os.listdir(tmp_path)) == ['saved', 'set']

@@ -5,11 +5,19 @@ deterministic: every image is seeded by ``(seed, split, index)``, so the same ar
 the same bytes, and adding images does not change the existing ones. A ``synthetic.json``
 marker records the arguments; :func:`synthetic_dataset_ready` checks it and the files, so
 callers (``tools/demo.py``) can skip an existing, complete dataset.
+
+A set is written into a new folder next to ``root`` and then put in its place, so ``root``
+holds exactly one set, complete: a previous set there is replaced as a whole (no file of it
+stays behind), and a folder with anything else in it is refused, never emptied.
 """
+import contextlib
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Tuple
+import re
+import shutil
+import tempfile
+from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
 from PIL import Image
@@ -31,6 +39,11 @@ _DISTRACTOR_RADIUS = (0.1, 0.16)
 _SEG_SPLITS = {'train': 'training', 'val': 'validation'}
 _SPLIT_IDS = {'train': 0, 'val': 1}
 _KIND_IDS = {'seg': 0, 'cls': 1}
+# Every file either kind of set writes (paths relative to its root, '/'-separated).
+_SET_FILE = re.compile(
+    r'^(synthetic\.json|meta/(train|val|classes)\.txt'
+    r'|(images|annotations)/(training|validation)/synth_(train|val)_\d{5}\.(jpg|png)'
+    r'|(train|val)/[a-z]+/(train|val)_\d{5}\.JPEG)$')
 
 
 def _rng(seed: int, kind: str, split: str, index: int) -> np.random.Generator:
@@ -51,6 +64,63 @@ def _check_fill(fill: str) -> None:
 def _write_marker(root: str, params: dict) -> None:
     with open(osp.join(root, MARKER), 'w') as f:
         json.dump(params, f, indent=2, sort_keys=True)
+
+
+def _foreign_files(root: str) -> List[str]:
+    """Files under ``root`` that no synthetic set writes (relative paths)."""
+    foreign = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            rel = osp.relpath(osp.join(folder, name), root).replace(os.sep, '/')
+            if not _SET_FILE.match(rel):
+                foreign.append(rel)
+    return sorted(foreign)
+
+
+def _check_replaceable(root: str) -> None:
+    """Raises unless ``root`` is absent, empty, or a synthetic set and nothing else."""
+    if not osp.exists(root):
+        return
+    if not osp.isdir(root):
+        raise FileExistsError(f'{root} exists and is not a folder: choose another output path')
+    if not os.listdir(root):
+        return
+    if not osp.isfile(osp.join(root, MARKER)):
+        raise FileExistsError(
+            f'{root} is not empty and holds no synthetic dataset (no {MARKER}): write the set '
+            'to a new or empty folder; nothing was changed.')
+    foreign = _foreign_files(root)
+    if foreign:
+        raise FileExistsError(
+            f'{root} holds a synthetic dataset and files it did not write ({", ".join(foreign[:3])}'
+            f'{", ..." if len(foreign) > 3 else ""}): move them out or choose another folder; '
+            'the set is replaced as a whole and they would be lost. Nothing was changed.')
+
+
+@contextlib.contextmanager
+def _replacing(root: str) -> Iterator[str]:
+    """Yields a new folder next to ``root`` to write a set into; once written it takes the
+    place of ``root`` (whose previous set, if any, is removed). On an error nothing changes."""
+    root = osp.abspath(root)
+    _check_replaceable(root)
+    parent = osp.dirname(root)
+    os.makedirs(parent, exist_ok=True)
+    new = tempfile.mkdtemp(dir=parent, prefix=f'.{osp.basename(root)}.new-')
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(new, 0o777 & ~umask)  # mkdtemp's folder is private; a dataset folder is not
+    try:
+        yield new
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    if osp.exists(root):
+        old = new + '.old'
+        os.rename(root, old)
+        os.rename(new, root)
+        shutil.rmtree(old)
+    else:
+        os.rename(new, root)
 
 
 def _seg_files(root: str, split: str, num: int) -> List[Tuple[str, str]]:
@@ -82,7 +152,8 @@ def make_synthetic_segmentation(root: str,
     no ignore pixels), plus the ``synthetic.json`` marker.
 
     Args:
-        root (str): Output folder (created; existing files of the same names are overwritten).
+        root (str): Output folder: new, empty, or holding a previous synthetic set (which
+            is replaced as a whole); anything else there is refused (``FileExistsError``).
         num_train (int): Training images.
         num_val (int): Validation images.
         size (int): Image side in pixels.
@@ -98,16 +169,18 @@ def make_synthetic_segmentation(root: str,
     params = dict(kind='seg', num_train=num_train, num_val=num_val, size=size,
                   max_objects=max_objects, fill=fill, seed=seed, radius_range=list(radius_range),
                   classes=list(SEG_CLASSES))
-    for split, num in (('train', num_train), ('val', num_val)):
-        for sub in ('images', 'annotations'):
-            os.makedirs(osp.join(root, sub, _SEG_SPLITS[split]), exist_ok=True)
-        for index, (img_path, ann_path) in enumerate(_seg_files(root, split, num)):
-            rng = _rng(seed, 'seg', split, index)
-            shapes = list(rng.integers(len(SHAPES), size=rng.integers(1, max_objects + 1)))
-            image, label = draw_scene(rng, size, shapes, radius_range=radius_range, fill=fill)
-            _save_jpeg(image, img_path)
-            Image.fromarray(label).save(ann_path, format='PNG')
-    _write_marker(root, params)
+    with _replacing(root) as out:
+        for split, num in (('train', num_train), ('val', num_val)):
+            for sub in ('images', 'annotations'):
+                os.makedirs(osp.join(out, sub, _SEG_SPLITS[split]), exist_ok=True)
+            for index, (img_path, ann_path) in enumerate(_seg_files(out, split, num)):
+                rng = _rng(seed, 'seg', split, index)
+                shapes = list(rng.integers(len(SHAPES), size=rng.integers(1, max_objects + 1)))
+                image, label = draw_scene(rng, size, shapes, radius_range=radius_range,
+                                          fill=fill)
+                _save_jpeg(image, img_path)
+                Image.fromarray(label).save(ann_path, format='PNG')
+        _write_marker(out, params)
     return params
 
 
@@ -130,7 +203,7 @@ def make_synthetic_classification(root: str,
     same label indices.
 
     Args:
-        root (str): Output folder.
+        root (str): Output folder, as for :func:`make_synthetic_segmentation`.
         num_train (int): Training images in total (classes balanced round-robin).
         num_val (int): Validation images in total.
         size (int): Image side in pixels.
@@ -145,24 +218,25 @@ def make_synthetic_classification(root: str,
     _check_fill(fill)
     params = dict(kind='cls', num_train=num_train, num_val=num_val, size=size,
                   distractors=distractors, fill=fill, seed=seed, classes=list(CLS_CLASSES))
-    os.makedirs(osp.join(root, 'meta'), exist_ok=True)
-    for split, num in (('train', num_train), ('val', num_val)):
-        for name in CLS_CLASSES:
-            os.makedirs(osp.join(root, split, name), exist_ok=True)
-        lines = []
-        for index, (path, label) in enumerate(_cls_files(root, split, num)):
-            rng = _rng(seed, 'cls', split, index)
-            extra = list(rng.integers(len(SHAPES), size=rng.integers(distractors + 1)))
-            image, _ = draw_scene(rng, size, extra + [label],
-                                  radius_range=[_DISTRACTOR_RADIUS] * len(extra) +
-                                  [_LABELLED_RADIUS], fill=fill)
-            _save_jpeg(image, path)
-            lines.append(f'{osp.relpath(path, osp.join(root, split))} {label}\n')
-        with open(osp.join(root, 'meta', f'{split}.txt'), 'w') as f:
-            f.writelines(lines)
-    with open(osp.join(root, 'meta', 'classes.txt'), 'w') as f:
-        f.writelines(f'{name}\n' for name in CLS_CLASSES)
-    _write_marker(root, params)
+    with _replacing(root) as out:
+        os.makedirs(osp.join(out, 'meta'), exist_ok=True)
+        for split, num in (('train', num_train), ('val', num_val)):
+            for name in CLS_CLASSES:
+                os.makedirs(osp.join(out, split, name), exist_ok=True)
+            lines = []
+            for index, (path, label) in enumerate(_cls_files(out, split, num)):
+                rng = _rng(seed, 'cls', split, index)
+                extra = list(rng.integers(len(SHAPES), size=rng.integers(distractors + 1)))
+                image, _ = draw_scene(rng, size, extra + [label],
+                                      radius_range=[_DISTRACTOR_RADIUS] * len(extra) +
+                                      [_LABELLED_RADIUS], fill=fill)
+                _save_jpeg(image, path)
+                lines.append(f'{osp.relpath(path, osp.join(out, split))} {label}\n')
+            with open(osp.join(out, 'meta', f'{split}.txt'), 'w') as f:
+                f.writelines(lines)
+        with open(osp.join(out, 'meta', 'classes.txt'), 'w') as f:
+            f.writelines(f'{name}\n' for name in CLS_CLASSES)
+        _write_marker(out, params)
     return params
 
 

@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import describe_shapes, load_checkpoint
 from ..hub import (check_release_fits, is_hub_name, read_release, release_architecture,
                    select_metadata)
 from ..layers.patch_embed import resize_pos_embed
@@ -237,18 +237,65 @@ def mismatched_keys(model_keys: Iterable[str],
     return missing, unexpected
 
 
-def describe_mismatch(missing: list, unexpected: list, source: str, limit: int = 12) -> str:
-    """An error message naming the keys that do not fit and what to do about it."""
+def listing(keys: list, limit: int = 12) -> str:
+    """The first ``limit`` keys, and how many there are when more."""
+    shown = ', '.join(keys[:limit])
+    return shown + (f' ... ({len(keys)} in all)' if len(keys) > limit else '')
 
-    def listing(keys):
-        shown = ', '.join(keys[:limit])
-        return shown + (f' ... ({len(keys)} in all)' if len(keys) > limit else '')
 
-    lines = [f'{source} does not fit this LocAtViT (keys in its layout after conversion).']
+def units_by_gaug(keys: Iterable[str], unit: str) -> Tuple[set, set]:
+    """Blocks (``unit``: a regex of a block's key prefix) among ``keys``: those with only GAug
+    keys there (their block exists on both sides, GAug on one) and those with others."""
+    only, other = set(), set()
+    for key in keys:
+        match = re.match(unit, key)
+        if match:
+            (only if '.gaug.' in key else other).add(match.group(0))
+    return only - other, other
+
+
+def mismatch_hints(missing: list, unexpected: list, shapes: dict, unit: str, family: str,
+                   arch: str) -> list:
+    """What to change, from where the keys differ: GAug on one side only, another depth,
+    other shapes; ``family`` names the plain model, ``arch`` the arch fields to check."""
+    plain, missing_blocks = units_by_gaug(missing, unit)
+    with_gaug, extra_blocks = units_by_gaug(unexpected, unit)
+    hints = []
+    if plain:
+        hints.append(f'The checkpoint has no GAug weights: it is a plain {family}; build the '
+                     'backbone with gaug=False, or start from it with '
+                     "init_cfg=dict(type='Pretrained', checkpoint=..., strict=False).")
+    if with_gaug:
+        hints.append('The checkpoint has GAug weights: build the backbone with gaug=True.')
+    if missing_blocks or extra_blocks:
+        hints.append(f'Whole blocks differ ({len(missing_blocks)} missing, {len(extra_blocks)} '
+                     'unexpected): the depth differs; set it as the checkpoint has it.')
+    if shapes:
+        hints.append(describe_shapes(shapes) + ' The width, MLP width, heads, patch or window size '
+                     'differ: build the backbone as the checkpoint was.')
+    if not hints:
+        hints.append(f'Check the arch ({arch}) and `prefix` against the checkpoint.')
+    return hints
+
+
+def describe_mismatch(missing: list, unexpected: list, source: str, limit: int = 12,
+                      shapes: Optional[dict] = None, target: str = 'this LocAtViT') -> str:
+    """An error message naming the keys that do not fit and what to do about it.
+
+    Args:
+        missing (list): Backbone keys the checkpoint lacks.
+        unexpected (list): Checkpoint keys the backbone lacks (readout keys excused).
+        source (str): The checkpoint, as the message names it (and what it is).
+        limit (int): Keys listed per kind.
+        shapes (dict, optional): Keys of other shapes: key -> (checkpoint's, backbone's).
+        target (str): What the backbone is, e.g. ``'a LocAtViT of width 128, depth 4'``.
+    """
+    lines = [f'{source} does not fit the backbone ({target}; keys in its layout after '
+             'conversion).']
     if missing:
-        lines.append(f'Missing keys: {listing(missing)}.')
+        lines.append(f'Missing keys: {listing(missing, limit)}.')
     if unexpected:
-        lines.append(f'Unexpected keys: {listing(unexpected)}.')
+        lines.append(f'Unexpected keys: {listing(unexpected, limit)}.')
     if any('.gamma' in k for k in missing + unexpected):
         lines.append('Layer-scale keys (gamma1/gamma2) differ: set layer_scale_init_value > 0 '
                      'exactly when the checkpoint has them.')
@@ -257,14 +304,8 @@ def describe_mismatch(missing: list, unexpected: list, source: str, limit: int =
                      'patch_bias=True (mmpretrain: one unless pre_norm; or patch_cfg bias).')
     if any(k.startswith('pre_norm.') for k in missing + unexpected):
         lines.append('pre_norm differs: build the backbone with pre_norm as the checkpoint was.')
-    if any('.gaug.' in k for k in missing):
-        lines.append('The checkpoint has no GAug weights: it is a plain ViT; build the '
-                     'backbone with gaug=False, or start LocAtViT from it with '
-                     'init_cfg=dict(type=\'Pretrained\', checkpoint=..., strict=False).')
-    elif any('.gaug.' in k for k in unexpected):
-        lines.append('The checkpoint has GAug weights: build the backbone with gaug=True.')
-    else:
-        lines.append('Check `arch` (width, depth, heads) and `prefix` against the checkpoint.')
+    lines += mismatch_hints(missing, unexpected, shapes or {}, r'^layers\.\d+\.', 'ViT',
+                            'width, depth, heads')
     return ' '.join(lines)
 
 

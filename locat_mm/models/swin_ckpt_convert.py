@@ -11,7 +11,8 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from torch import Tensor
 
-from .ckpt_convert import POS_GRID_META, convert_classifier_file, logger
+from .ckpt_convert import (POS_GRID_META, convert_classifier_file, listing, logger,
+                           mismatch_hints)
 from .ckpt_geometry import (fit_abs_pos_embed, relative_table_window,
                             resize_relative_position_table)
 
@@ -161,27 +162,18 @@ def swin_mismatch(model_keys: Iterable[str], ckpt_keys: Iterable[str]) -> Tuple[
 
 
 def describe_swin_mismatch(missing: List[str], unexpected: List[str], source: str,
-                           limit: int = 12) -> str:
-    """An error message naming the keys that do not fit and what to do about it."""
-
-    def listing(keys: List[str]) -> str:
-        shown = ', '.join(keys[:limit])
-        return shown + (f' ... ({len(keys)} in all)' if len(keys) > limit else '')
-
-    lines = [f'{source} does not fit this LocAtSwin.']
+                           limit: int = 12, shapes: Optional[dict] = None,
+                           target: str = 'this LocAtSwin') -> str:
+    """An error message naming the keys that do not fit and what to do about it (arguments
+    as :func:`~locat_mm.models.ckpt_convert.describe_mismatch`)."""
+    lines = [f'{source} does not fit the backbone ({target}).']
     if missing:
-        lines.append(f'Missing keys: {listing(missing)}.')
+        lines.append(f'Missing keys: {listing(missing, limit)}.')
     if unexpected:
-        lines.append(f'Unexpected keys: {listing(unexpected)}.')
-    if any('.gaug.' in k for k in missing):
-        lines.append('The checkpoint has no GAug weights: it is a plain Swin; build the '
-                     'backbone with gaug=False, or start LocAtSwin from it with '
-                     "init_cfg=dict(type='Pretrained', checkpoint=..., strict=False).")
-    elif any('.gaug.' in k for k in unexpected):
-        lines.append('The checkpoint has GAug weights: build the backbone with gaug=True.')
-    else:
-        lines.append('Check the arch (embed_dims, depths, num_heads) and `prefix` against '
-                     'the checkpoint.')
+        lines.append(f'Unexpected keys: {listing(unexpected, limit)}.')
+    lines += mismatch_hints(missing, unexpected, shapes or {},
+                            r'^stages\.\d+\.blocks\.\d+\.', 'Swin',
+                            'embed_dims, depths, num_heads')
     return ' '.join(lines)
 
 

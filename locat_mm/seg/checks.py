@@ -5,10 +5,12 @@ places: ``tools/train.py`` calls :func:`validate_config` before it builds the Ru
 setup fails before anything is written to the work dir), and ``SyntheticShapesDataset`` runs
 the data checks when it is built (so ``mim train`` and other launchers fail clearly too).
 
-The data checks open a bounded sample of the files (:data:`MAX_CHECKED_IMAGES` image/label
+The data checks decode a bounded sample of the files (:data:`MAX_CHECKED_IMAGES` image/label
 pairs per dataset, spread over it), on rank 0 only: start-up costs the same for 2k images as
-for COCO-Stuff's 164k, on one GPU or 64. A bad file outside the sample still fails loudly,
-when the pipeline loads it.
+for COCO-Stuff's 164k, on one GPU or 64 (decoding every file of COCO-Stuff would take many
+minutes at every start). A damaged file in the sample is named before anything is written; one
+outside it fails when the pipeline loads it, and the launchers make that error name the file
+too (``locat_mm.launch.name_files_in_load_errors``).
 """
 import os
 import os.path as osp
@@ -47,10 +49,26 @@ def check_data_root(dataset_cfg: dict, where: str) -> None:
             'not exist: check data_prefix against the dataset layout on disk.')
 
 
-def image_size(path: str) -> Tuple[int, int]:
-    """(height, width) of an image file, from its header only."""
-    with Image.open(path) as image:
-        return image.height, image.width
+def image_size(path: str, what: str = 'Image') -> Tuple[int, int]:
+    """(height, width) of an image file, decoded whole so that a damaged file is found.
+
+    Args:
+        path (str): The file.
+        what (str): What it is (``'Image'``, ``'Annotation'``), for the message.
+
+    Raises:
+        InputCheckError: The file cannot be decoded (truncated, damaged, not an image); the
+            message names it.
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.height, image.width
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise InputCheckError(
+            f'{what} {path!r} cannot be read ({type(err).__name__}: {err}): it is truncated '
+            'or damaged. Re-create or re-download it, or remove it (and its image or label) '
+            'from the dataset.') from err
 
 
 def check_annotations(data_list: Iterable[dict]) -> List[Tuple[int, int]]:
@@ -64,7 +82,7 @@ def check_annotations(data_list: Iterable[dict]) -> List[Tuple[int, int]]:
     """
     sizes = []
     for info in data_list:
-        img_size = image_size(info['img_path'])
+        img_size = image_size(info['img_path'], 'Image')
         seg_map = info.get('seg_map_path')
         if seg_map is not None:
             if not osp.isfile(seg_map):
@@ -72,7 +90,7 @@ def check_annotations(data_list: Iterable[dict]) -> List[Tuple[int, int]]:
                     f'Annotation {seg_map!r} for image {info["img_path"]!r} is missing. Every '
                     'image needs a label map with the same name (seg_map_suffix) under the '
                     'annotation folder: add it, or remove the image.')
-            ann_size = image_size(seg_map)
+            ann_size = image_size(seg_map, 'Annotation')
             if ann_size != img_size:
                 raise InputCheckError(
                     f'Annotation {seg_map!r} is {ann_size[0]}x{ann_size[1]} (HxW) but its image '

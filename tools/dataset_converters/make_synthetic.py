@@ -3,7 +3,9 @@
     python tools/dataset_converters/make_synthetic.py seg data/synthetic_seg
     python tools/dataset_converters/make_synthetic.py cls data/synthetic_cls --num-train 1200
 
-Same arguments, same bytes. See ``locat_mm.datasets`` for the content.
+Same arguments, same bytes. See ``locat_mm.datasets`` for the content. OUT must be new, empty
+or a previous synthetic set, which is then replaced as a whole; a folder with other files in
+it is refused.
 """
 import argparse
 import os.path as osp
@@ -47,7 +49,10 @@ def main(argv=None) -> None:
             kwargs[key] = getattr(args, key)
     start = time.time()
     make = make_synthetic_segmentation if args.kind == 'seg' else make_synthetic_classification
-    make(args.out, **kwargs)
+    try:
+        make(args.out, **kwargs)
+    except FileExistsError as err:  # a folder with other files: the message says what to do
+        raise SystemExit(str(err)) from err
     print(f'Wrote {args.kind} dataset ({kwargs["num_train"]} train, {kwargs["num_val"]} val, '
           f'{kwargs["size"]}px) to {args.out} in {time.time() - start:.1f}s')
 

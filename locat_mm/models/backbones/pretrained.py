@@ -10,16 +10,17 @@ from mmengine.logging import MMLogger
 from mmengine.model.weight_init import initialize
 from torch import Tensor
 
-from ...checkpoint import load_checkpoint
+from ...checkpoint import CheckpointMismatchError, load_checkpoint, shape_mismatches
 from ...layers.gaug import GaussianAugmentation
 from ..ckpt_convert import (GAUG_GRID_KEY, POS_GRID_META, resolve_prefix, select_prefix,
                             strip_wrapper_prefix, unwrap_state_dict)
+from ..ckpt_describe import describe_backbone
 from .interface import init_cfg_list
 
 # adapter(state_dict, model, metadata) -> the state dict in the model's layout and geometry.
 Adapter = Callable[[Dict[str, Tensor], nn.Module, dict], Dict[str, Tensor]]
 Mismatch = Callable[[Iterable[str], Iterable[str]], Tuple[list, list]]
-Describe = Callable[[list, list, str], str]
+Describe = Callable[..., str]
 
 
 def split_init_cfg(init_cfg: Union[dict, Sequence[dict], None]) -> Tuple[List[dict],
@@ -126,7 +127,7 @@ def load_backbone(model: nn.Module, checkpoint: str, adapt: Adapter, mismatch: M
         metadata[POS_GRID_META] = tuple(pos_embed_grid)
     adapted = adapt(state_dict, model, metadata)
     own = model.state_dict()
-    check_fit(own.keys(), adapted.keys(), checkpoint, mismatch, describe, strict)
+    check_fit(own, adapted, checkpoint, mismatch, describe, strict)
     # Adapted already: loaded without the file's metadata, the load hook finds nothing to do.
     model.load_state_dict({k: v for k, v in adapted.items() if k in own}, strict=False)
     MMLogger.get_current_instance().info(f'{type(model).__name__}: loaded {checkpoint}')
@@ -182,14 +183,24 @@ def apply_gaug_grid(model: nn.Module, grid: Any) -> None:
             f'{model.patch_resolution[1]} (its variances scale with the input from there).')
 
 
-def check_fit(model_keys: Iterable[str], ckpt_keys: Iterable[str], checkpoint: str,
+def check_fit(model_state: Dict[str, Tensor], ckpt_state: Dict[str, Tensor], checkpoint: str,
               mismatch: Callable[[Iterable[str], Iterable[str]], Tuple[list, list]],
-              describe: Callable[[list, list, str], str], strict: bool) -> None:
-    """Raises ``KeyError`` (``strict``) or logs a warning naming the keys that do not fit."""
-    missing, unexpected = mismatch(model_keys, ckpt_keys)
-    if missing or unexpected:
-        message = describe(missing, unexpected, f'Checkpoint {checkpoint!r}')
+              describe: Callable[..., str], strict: bool) -> None:
+    """Raises ``KeyError`` (``strict``) or logs a warning naming the keys that do not fit.
+
+    The message says what the checkpoint and the backbone are (family, width, depth, GAug)
+    and names missing, unexpected and other-shaped keys. With ``strict=False`` the keys of
+    other shapes are dropped from ``ckpt_state``, so that what fits loads.
+    """
+    missing, unexpected = mismatch(model_state, ckpt_state)
+    shapes = shape_mismatches(model_state, ckpt_state)
+    if missing or unexpected or shapes:
+        message = describe(missing, unexpected,
+                           f'Checkpoint {checkpoint!r} ({describe_backbone(ckpt_state)})',
+                           shapes=shapes, target=describe_backbone(model_state))
         if strict:
-            raise KeyError(message)
+            raise CheckpointMismatchError(message)
         MMLogger.get_current_instance().warning(message)
+        for key in shapes:
+            del ckpt_state[key]
 

@@ -5,8 +5,13 @@ For each config (huge and giant sizes left out for time): build the toolbox's mo
 shipped and with the type swapped (GAug and PRR on, LocAtViT's defaults), without loading any
 checkpoint; the swapped backbone has exactly upstream's parameters plus GAug's, and
 ``extract_feat`` on a small image gives outputs of the same structure and shapes.
+
+Memory: models up to ViT-L are built (1.2 GB of weights each); one is alive at a time and each
+test's are collected before the next (``free_models``), so the file peaks near the largest
+pair's build, not the sum of 60 (README, "Tests").
 """
 import copy
+import gc
 import glob
 import importlib
 import os.path as osp
@@ -49,6 +54,14 @@ def candidate_configs() -> List[Tuple[str, str]]:
         found += [(toolbox, osp.relpath(f, root)) for f in sorted(marked)
                   if '_base_' not in f.split(osp.sep)]
     return found
+
+
+@pytest.fixture(autouse=True)
+def free_models():
+    """Collects each test's models (mmengine modules can hold reference cycles) before the
+    conftest returns the freed heap to the system."""
+    yield
+    gc.collect()
 
 
 def count(module: torch.nn.Module) -> int:

@@ -22,6 +22,7 @@ import pytest
 import torch
 
 import locat_mm  # noqa: F401  (registers LocAtViT in both toolboxes)
+from conftest import release_freed_memory
 
 TOOLBOXES = ('mmseg', 'mmpretrain')
 LEFT_OUT_ARCHS = {'h', 'huge', 'eva-g', 'eva-giant', 'dinov2-g', 'dinov2-giant'}
@@ -93,6 +94,8 @@ def test_type_swap_builds_and_runs(toolbox, config):
         want = shapes(upstream.extract_feat(x))
     upstream_params = count(upstream.backbone)
     del upstream
+    gc.collect()
+    release_freed_memory()  # before the second model of up to ViT-L size is built
 
     cfg.model.backbone.type = 'LocAtViT'
     model = registry.build(copy.deepcopy(cfg.model)).eval()

@@ -58,39 +58,70 @@ def test_auto_path_matches_dense_fp32(grid, prefix):
         assert relative_error(a, b) <= tol, name
 
 
-def tiny_model():
+# Relative bounds of an AMP step against float32 (output, loss, every gradient).
+AMP_BOUNDS = {torch.bfloat16: 5e-2, torch.float16: 1e-2}
+# GAug must move the checked output and loss by this many times the loosest bound, so that an
+# AMP path that dropped the bias could not pass.
+GAUG_MARGIN = 4
+
+
+def tiny_model(device: str = 'cuda'):
+    """Two layers at 224 px returning the patch features (GAug biases patch queries only) with
+    GAug weights of unit scale: measured in float32, GAug moves the output by 37% and the
+    read-out loss by 39% (zero amplitude against these weights)."""
     from locat_mm.models.backbones.locat_vit import LocAtViT
     arch = dict(embed_dims=64, num_layers=2, num_heads=2, feedforward_channels=128)
     torch.manual_seed(0)
-    model = LocAtViT(arch, img_size=224)
+    model = LocAtViT(arch, img_size=224, out_type='featmap')
     with torch.no_grad():
         for layer in model.layers:
             for p in layer.attn.gaug.parameters():
-                p.normal_(0, 0.5)
-    return model.cuda().train()
+                p.normal_(0, 1.0)
+    return model.to(device).train()
+
+
+def training_step(model, dtype=None) -> dict:
+    """Output, loss (a fixed random read-out of the output: a squared norm after the final
+    LayerNorm would hardly depend on anything) and every gradient of one step, under
+    ``autocast(dtype)`` (None: float32)."""
+    device = next(model.parameters()).device
+    torch.manual_seed(1)
+    images = torch.randn(4, 3, 224, 224, device=device)
+    model.zero_grad()
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        out = model(images)[0].float()
+    readout = torch.randn(out.shape, generator=torch.Generator().manual_seed(2)).to(device)
+    loss = (out * readout).sum()
+    loss.backward()
+    return {'output': out.detach(), 'loss': loss.detach(),
+            **{n: p.grad.clone() for n, p in model.named_parameters()}}
+
+
+def test_gaug_moves_the_amp_step_beyond_its_bounds():
+    """Runs anywhere (float32): with GAug's amplitude zeroed the output and loss move by more
+    than GAUG_MARGIN times the AMP bounds, so the CUDA test below can see a lost bias."""
+    model = tiny_model('cpu')
+    want = training_step(model)
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.attn.gaug.log_alpha.weight.zero_()
+            layer.attn.gaug.log_alpha.bias.fill_(-100.0)  # softplus(-100) ~ 0
+    got = training_step(model)
+    for name in ('output', 'loss'):
+        assert relative_error(got[name], want[name]) > GAUG_MARGIN * max(AMP_BOUNDS.values())
 
 
 @cuda
-@pytest.mark.parametrize('dtype,bound', [(torch.bfloat16, 5e-2), (torch.float16, 1e-2)],
-                         ids=['bf16', 'fp16'])
-def test_amp_training_step_close_to_fp32(dtype, bound):
-    """Loss and every gradient of an AMP step within ``bound`` (relative) of float32."""
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16], ids=['bf16', 'fp16'])
+def test_amp_training_step_close_to_fp32(dtype):
+    """Output, loss and every gradient of an AMP step within ``AMP_BOUNDS`` (relative) of
+    float32."""
     model = tiny_model()
-    torch.manual_seed(1)
-    images = torch.randn(4, 3, 224, 224, device='cuda')
-
-    def step(amp: bool):
-        model.zero_grad()
-        with torch.autocast('cuda', dtype=dtype, enabled=amp):
-            loss = model(images)[0].float().square().mean()
-        loss.backward()
-        return [loss.detach()] + [p.grad.clone() for p in model.parameters()]
-
-    want, got = step(False), step(True)
-    names = ['loss'] + [n for n, _ in model.named_parameters()]
-    for name, a, b in zip(names, got, want):
+    want, got = training_step(model), training_step(model, dtype)
+    assert got.keys() == want.keys()
+    for name, a in got.items():
         assert torch.isfinite(a).all(), name
-        assert relative_error(a, b) <= bound, name
+        assert relative_error(a, want[name]) <= AMP_BOUNDS[dtype], name
 
 
 @cuda

@@ -7,9 +7,10 @@ import torch
 import locat_mm.ops.factored as attention
 from locat_mm.ops.cpu import blocked
 from locat_mm.layers import GaussianAugmentation
-from locat_mm.ops import dense_biased_attention, gaug_attention
+from locat_mm.ops import gaug_attention
 from locat_mm.ops.cpu import extension_name, fused_cpu_ops
 
+from spec_reference import spec_attention
 from test_fast_path import assert_all_close
 
 # The module (``locat_mm.ops.gaug_attention`` the attribute is the function of that name).
@@ -29,82 +30,84 @@ def test_extension_name_carries_a_source_hash():
     assert fused_cpu_ops(torch.zeros(1)).__name__ == name
 
 
-@pytest.mark.parametrize('fused', [True, False])
-@pytest.mark.parametrize('grid,prefix,chunk', [((6, 9), 1, 1 << 20), ((5, 7), 0, 100),
-                                               ((4, 6), 2, 60), ((8, 11), 1, 300)])
-def test_matches_dense_formulation(monkeypatch, fused, grid, prefix, chunk):
-    """Chunked forward and backward, with or without the compiled passes, equal the formula."""
-    if not fused:
-        monkeypatch.setattr(operator, 'fused_cpu_ops', lambda *tensors: None)
-    monkeypatch.setattr(attention, '_CHUNK_ELEMENTS', chunk)
-    monkeypatch.setattr(attention, '_FORWARD_CHUNK_ELEMENTS', chunk)
-    torch.manual_seed(grid[1] + prefix)
+def spread_gaug(seed: int) -> GaussianAugmentation:
+    """GAug of a model built for 224 px with weights of scale 2: varied, peaked biases."""
+    torch.manual_seed(seed)
     gaug = GaussianAugmentation(16, (14, 14))
     with torch.no_grad():
         for p in gaug.parameters():
             p.normal_(0, 2.0)
+    return gaug
+
+
+def outputs_and_grads(run, leaves, gaug: GaussianAugmentation, upstream: torch.Tensor) -> list:
+    """``run()``'s output and the gradients of ``(out * upstream).sum()`` w.r.t. ``leaves`` and
+    GAug's parameters."""
+    for t in (*leaves, *gaug.parameters()):
+        t.grad = None
+    out = run()
+    (out * upstream).sum().backward()
+    return [out.detach().float()] + [t.grad.clone() for t in (*leaves, *gaug.parameters())]
+
+
+def sdpa_calls(monkeypatch) -> list:
+    """Counts the ATen path's masked scaled-dot-product calls (one per chunk of rows)."""
+    calls, sdpa = [], attention.F.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(attention.F, 'scaled_dot_product_attention', spy)
+    return calls
+
+
+# Chunks of (rows x keys x batch x heads) elements; rows per chunk = chunk // (B * heads * L):
+# all rows at once, 4 rows (last chunk 3), 5 rows (last chunk 1), one row at a time.
+@pytest.mark.parametrize('grid,prefix,chunk,chunks', [
+    ((6, 9), 1, 1 << 20, 1), ((5, 7), 0, 4 * 140, 9), ((4, 6), 2, 5 * 104, 6),
+    ((8, 11), 1, 1 * 356, 89)])
+def test_aten_path_matches_spec(monkeypatch, grid, prefix, chunk, chunks):
+    """The ATen path (no compiled passes), chunked forward and backward, equals SPEC's formula
+    in float64 (tests/spec_reference.py), values and every gradient."""
+    monkeypatch.setattr(operator, 'fused_cpu_ops', lambda *tensors: None)
+    monkeypatch.setattr(attention, '_CHUNK_ELEMENTS', chunk)
+    monkeypatch.setattr(attention, '_FORWARD_CHUNK_ELEMENTS', chunk)
+    gaug = spread_gaug(grid[1] + prefix)
     length = prefix + grid[0] * grid[1]
     q, k, v = (torch.randn(2, 2, length, 16, requires_grad=True) for _ in range(3))
     upstream = torch.randn(2, 2, length, 16)
-
-    def run(factored: bool):
-        for t in (q, k, v, *gaug.parameters()):
-            t.grad = None
-        if factored:
-            out = gaug_attention(q, k, v, *gaug(q, grid, prefix), grid, prefix, gaug.eps,
-                                 gaug.dist_floor)
-        else:
-            out = dense_biased_attention(q, k, v, gaug.dense_bias(q[:, :, prefix:], grid),
-                                         prefix)
-        (out * upstream).sum().backward()
-        return [out.detach()] + [t.grad.clone() for t in (q, k, v, *gaug.parameters())]
-
+    calls = sdpa_calls(monkeypatch)
+    got = outputs_and_grads(
+        lambda: gaug_attention(q, k, v, *gaug(q, grid, prefix), grid, prefix, gaug.eps,
+                               gaug.dist_floor), (q, k, v), gaug, upstream)
+    assert len(calls) == chunks  # the forward ran in that many chunks
+    want = outputs_and_grads(lambda: spec_attention(q, k, v, gaug, grid, prefix), (q, k, v),
+                             gaug, upstream)
     names = ['output', 'q', 'k', 'v'] + [f'gaug.{n}' for n, _ in gaug.named_parameters()]
-    assert_all_close(names, run(True), run(False))
+    assert_all_close(names, got, want)
 
 
 @pytest.mark.parametrize('block_rows', [1, 7, 128])
 @pytest.mark.parametrize('grid,prefix', [((5, 7), 0), ((4, 6), 1), ((3, 8), 5), ((1, 5), 1)])
-def test_blocked_forward_matches_dense_formula(monkeypatch, block_rows, grid, prefix):
-    """The fused forward (scores, bias and softmax block by block of query rows) on strided
-    q, k, v, with blocks that split the prefix rows and leave a short last block, equals the
-    formula in float64; so do all gradients taken through it."""
+def test_blocked_forward_matches_spec(monkeypatch, block_rows, grid, prefix):
+    """The fused passes (scores, bias and softmax block by block of query rows) on strided
+    q, k, v, with blocks that split the prefix rows and leave a short last block, equal SPEC's
+    formula in float64; so do all gradients taken through them."""
     monkeypatch.setattr(blocked, 'FORWARD_BLOCK_ROWS', block_rows)
     monkeypatch.setattr(blocked, 'BACKWARD_BLOCK_ROWS', block_rows)
-    torch.manual_seed(block_rows + prefix)
-    gaug = GaussianAugmentation(16, (14, 14))
-    with torch.no_grad():
-        for p in gaug.parameters():
-            p.normal_(0, 2.0)
+    gaug = spread_gaug(block_rows + prefix)
     length = prefix + grid[0] * grid[1]
     # Scores spread over about +-40: the softmax's exponentials see a wide range.
     qkv = (torch.randn(2, length, 3, 2, 16) * 3).requires_grad_()
     upstream = torch.randn(2, 2, length, 16)
-
-    def run(fused: bool):
-        qkv.grad = None
-        for p in gaug.parameters():
-            p.grad = None
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # strided views, as in the layer
-        if fused:
-            out = gaug_attention(q, k, v, *gaug(q, grid, prefix), grid, prefix, gaug.eps,
-                                 gaug.dist_floor)
-        else:
-            bias = gaug.dense_bias(q[:, :, prefix:], grid).double()
-            out = dense_biased_attention(q.double(), k.double(), v.double(), bias, prefix)
-        (out * upstream).sum().backward()
-        return [out.detach().float()] + [t.grad.clone() for t in (qkv, *gaug.parameters())]
-
+    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # strided views, as in the layer
+    calls = sdpa_calls(monkeypatch)
+    got = outputs_and_grads(
+        lambda: gaug_attention(q, k, v, *gaug(q, grid, prefix), grid, prefix, gaug.eps,
+                               gaug.dist_floor), (qkv, ), gaug, upstream)
+    assert not calls  # the compiled passes ran, not the ATen path
+    want = outputs_and_grads(lambda: spec_attention(q, k, v, gaug, grid, prefix), (qkv, ),
+                             gaug, upstream)
     names = ['output', 'qkv'] + [f'gaug.{n}' for n, _ in gaug.named_parameters()]
-    assert_all_close(names, run(True), run(False))
-
-
-def test_fused_forward_is_the_cpu_path(monkeypatch):
-    """Float32 CPU inputs take the blocked kernel (not the masked scaled-dot-product one)."""
-    calls = []
-    monkeypatch.setattr(attention.F, 'scaled_dot_product_attention',
-                        lambda *args, **kwargs: calls.append(1))
-    q = torch.randn(1, 2, 13, 8)
-    gaug = GaussianAugmentation(8, (14, 14))
-    out = gaug_attention(q, q, q, *gaug(q, (3, 4), 1), (3, 4), 1, gaug.eps, gaug.dist_floor)
-    assert not calls and torch.isfinite(out).all()
+    assert_all_close(names, got, want)

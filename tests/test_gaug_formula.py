@@ -9,25 +9,14 @@ from locat_mm import LocAtViT
 from locat_mm.layers import GaussianAugmentation, LocAtAttention
 from locat_mm.ops import GaussianTerms, factor_product
 
+import spec_reference
+
 
 def spec_bias(s: np.ndarray, t: np.ndarray, grid, base_grid) -> np.ndarray:
-    """SPEC section 1 written out in float64 for one head: s (N, 2), t (N, 1) -> (N, N)."""
-    H, W = grid
-    H0, W0 = base_grid
-    K = max(H0, W0)**2
-    b = math.log(K - 1) if K > 2 else 0.0
-    v = K / (1 + np.exp(-(s - b)))
-    if (H, W) != (H0, W0):
-        v = v * min(H, W) / min(H0, W0)
-    a = np.log1p(np.exp(t[:, 0]))
-    eps = 0.1
-    while 0.5 * (max(H0, W0) - 1)**2 / eps**2 > 32500:
-        eps *= 2
-    floor = max(-0.5 * (max(H0, W0) - 1)**2, -6550)
-    ys, xs = np.divmod(np.arange(H * W), W)
-    dy = np.maximum(-0.5 * (ys[:, None] - ys[None, :])**2, floor)
-    dx = np.maximum(-0.5 * (xs[:, None] - xs[None, :])**2, floor)
-    return a[:, None] * np.exp(dy / (v[:, :1] + eps) + dx / (v[:, 1:] + eps))
+    """SPEC section 1 in float64 for one head (tests/spec_reference.py): s (N, 2), t (N, 1)
+    -> (N, N)."""
+    return spec_reference.spec_bias(torch.from_numpy(s), torch.from_numpy(t), grid,
+                                    base_grid).numpy()
 
 
 def zero_gaug(head_dim: int, base_grid) -> GaussianAugmentation:

@@ -5,8 +5,13 @@ For each config (huge and giant sizes left out for time): build the toolbox's mo
 shipped and with the type swapped (GAug and PRR on, LocAtViT's defaults), without loading any
 checkpoint; the swapped backbone has exactly upstream's parameters plus GAug's, and
 ``extract_feat`` on a small image gives outputs of the same structure and shapes.
+
+Memory: models up to ViT-L are built (1.2 GB of weights each); one is alive at a time and each
+test's are collected before the next (``free_models``), so the file peaks near the largest
+pair's build, not the sum of 60 (README, "Tests").
 """
 import copy
+import gc
 import glob
 import importlib
 import os.path as osp
@@ -17,6 +22,7 @@ import pytest
 import torch
 
 import locat_mm  # noqa: F401  (registers LocAtViT in both toolboxes)
+from conftest import release_freed_memory
 
 TOOLBOXES = ('mmseg', 'mmpretrain')
 LEFT_OUT_ARCHS = {'h', 'huge', 'eva-g', 'eva-giant', 'dinov2-g', 'dinov2-giant'}
@@ -51,6 +57,14 @@ def candidate_configs() -> List[Tuple[str, str]]:
     return found
 
 
+@pytest.fixture(autouse=True)
+def free_models():
+    """Collects each test's models (mmengine modules can hold reference cycles) before the
+    conftest returns the freed heap to the system."""
+    yield
+    gc.collect()
+
+
 def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -80,6 +94,8 @@ def test_type_swap_builds_and_runs(toolbox, config):
         want = shapes(upstream.extract_feat(x))
     upstream_params = count(upstream.backbone)
     del upstream
+    gc.collect()
+    release_freed_memory()  # before the second model of up to ViT-L size is built
 
     cfg.model.backbone.type = 'LocAtViT'
     model = registry.build(copy.deepcopy(cfg.model)).eval()

@@ -235,16 +235,49 @@ def test_interface_errors(kwargs, match):
         LocAtViT(img_size=32, **kwargs)
 
 
-def test_gaug_accepts_every_interface_argument():
-    """The grids above with GAug and PRR on (the default): built and run."""
-    for args in list(PRETRAIN_GRID.values()) + [dict(pre_norm=True, layer_scale_init_value=0.1)]:
-        model = LocAtViT(arch=dict(TINY), img_size=32, **copy.deepcopy(args)).eval()
-        assert model.layers[-1].attn.gaug is not None
-        outs = model(torch.randn(1, 3, 40, 56))
-        assert all(torch.isfinite(o).all() for o in outs)
-    for args in SEG_GRID.values():
-        model = LocAtViT(**{**SEG_TINY, **args}).eval()
-        assert model.layers[-1].attn.gaug is not None and model(torch.randn(1, 3, 40, 56))
+def flat_outputs(model: torch.nn.Module, x: torch.Tensor) -> list:
+    """Every output tensor of ``model(x)`` (mmseg's [featmap, cls_token] pairs flattened)."""
+    with torch.no_grad():
+        outs = model(x)
+    return [t for out in outs for t in (out if isinstance(out, (list, tuple)) else [out])]
+
+
+GAUG_GRID = [('pretrain', name, {**dict(arch=dict(TINY), img_size=32), **args})
+             for name, args in PRETRAIN_GRID.items()]
+GAUG_GRID += [('pretrain', 'pre_norm_layer_scale',
+               dict(arch=dict(TINY), img_size=32, pre_norm=True, layer_scale_init_value=0.1))]
+GAUG_GRID += [('seg', name, {**SEG_TINY, **args}) for name, args in SEG_GRID.items()]
+
+
+@pytest.mark.parametrize('args', [args for *_, args in GAUG_GRID],
+                         ids=[f'{toolbox}-{name}' for toolbox, name, _ in GAUG_GRID])
+def test_gaug_accepts_every_interface_argument(args):
+    """The grids above with GAug and PRR on (the default): GAug adds its bias and nothing else.
+
+    Against the same model with ``gaug=False`` and the same weights: outputs of the same
+    structure and shapes, all finite; they differ (the bias is applied), and with the amplitude
+    softplus(-100) ~ 0 they are equal (the bias is all GAug changes).
+    """
+    torch.manual_seed(0)
+    ours = LocAtViT(**copy.deepcopy(args)).eval()
+    plain = LocAtViT(**copy.deepcopy(args), gaug=False).eval()
+    assert all(layer.attn.gaug is not None for layer in ours.layers)
+    assert all(layer.attn.gaug is None for layer in plain.layers)
+    missing, unexpected = plain.load_state_dict(ours.state_dict(), strict=False)
+    assert not missing and unexpected and all('.attn.gaug.' in k for k in unexpected)
+    x = torch.randn(2, 3, 40, 56)
+    got, want = flat_outputs(ours, x), flat_outputs(plain, x)
+    assert [t.shape for t in got] == [t.shape for t in want] and got
+    assert all(torch.isfinite(t).all() for t in got)
+    scale = max(t.abs().max().item() for t in want)
+    moved = max((g - w).abs().max().item() for g, w in zip(got, want))
+    assert moved > 1e-3 * scale, 'GAug did not change the outputs'
+    with torch.no_grad():
+        for layer in ours.layers:
+            layer.attn.gaug.log_alpha.weight.zero_()
+            layer.attn.gaug.log_alpha.bias.fill_(-100.0)
+    for g, w in zip(flat_outputs(ours, x), want):
+        assert (g - w).abs().max() <= 1e-5 * scale
 
 
 # ----------------------------------------------------------------------------- initialisation

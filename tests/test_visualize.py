@@ -1,5 +1,6 @@
 """tools/analysis/visualize_locat.py: the PNG layout and what its panels hold."""
 import importlib.util
+import math
 import os.path as osp
 
 import numpy as np
@@ -9,6 +10,7 @@ from PIL import Image
 
 from conftest import REPO
 from test_cls_configs import tiny_classifier_cfg
+from test_gaug_formula import spec_bias
 
 TOOL = osp.join(REPO, 'tools', 'analysis', 'visualize_locat.py')
 
@@ -63,12 +65,35 @@ def test_png_layout_with_baseline(vis, tmp_path, image):
     assert Image.open(out_one).size == (2 * cell, 1 * cell)  # centre query, no baseline
 
 
-def test_maps_of_reference_checkpoint(vis, tmp_path, reference_fixture):
-    """The authors' (timm-layout) weights load; bias peaks at the query; attention is a
-    distribution over keys whose patch part matches the model's own attention."""
-    from locat_mm.ops import pad_prefix
-    from locat_mm.models.ckpt_convert import convert_timm_classifier
+def spec_maps(attn, x: torch.Tensor, grid, base_grid, queries):
+    """SPEC section 1 in float64 from one attention layer's input ``x`` (1, 1 + H*W, C) and
+    its weights (timm's qkv layout): per query patch (y, x), the head-mean bias over the key
+    grid and the head-mean attention probability over the key patches, each (H, W)."""
+    x = x[0].double().numpy()
+    heads, c = attn.num_heads, attn.head_dims
+    weight = {n: p.detach().double().numpy() for n, p in attn.named_parameters()}
+    qkv = x @ weight['qkv.weight'].T + weight['qkv.bias']  # (L, 3C)
+    q, k = (qkv[:, i * heads * c:(i + 1) * heads * c].reshape(-1, heads, c).transpose(1, 0, 2)
+            for i in range(2))  # (heads, L, c)
+    maps = [([], []) for _ in queries]
+    for h in range(heads):
+        s = q[h, 1:] @ weight['gaug.log_var.weight'].T + weight['gaug.log_var.bias']
+        t = q[h, 1:] @ weight['gaug.log_alpha.weight'].T + weight['gaug.log_alpha.bias']
+        bias = np.zeros((q.shape[1], q.shape[1]))  # the class token's row and column: 0
+        bias[1:, 1:] = spec_bias(s, t, grid, base_grid)
+        logits = q[h] @ k[h].T / math.sqrt(c) + bias
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        for (y, x_), (bias_maps, attn_maps) in zip(queries, maps):
+            i = 1 + y * grid[1] + x_
+            bias_maps.append(bias[i, 1:].reshape(grid))
+            attn_maps.append(probs[i, 1:].reshape(grid))
+    return [(np.mean(b, 0), np.mean(a, 0)) for b, a in maps]
 
+
+def test_maps_of_reference_checkpoint(vis, tmp_path, reference_fixture):
+    """The authors' (timm-layout) weights load; each panel is SPEC's bias and attention for
+    its query, re-derived here from the layer's input and weights; the bias peaks at the query."""
     cfg = tiny_classifier_cfg('locat_vit_t_in1k', num_classes=10)
     cfg.model.backbone.update(
         arch=dict(embed_dims=128, num_layers=3, num_heads=2, feedforward_channels=512),
@@ -80,29 +105,25 @@ def test_maps_of_reference_checkpoint(vis, tmp_path, reference_fixture):
     torch.save({'model': reference_fixture['state_dict']}, checkpoint)
     model = vis.load_classifier(config, checkpoint)
     inputs = reference_fixture['cases'][1]['input'][:1]  # 96 x 160 -> a 6 x 10 grid
-    queries = [(2, 7), (5, 0)]
+    grid, queries = (6, 10), [(2, 7), (5, 0)]
     maps = vis.collect_maps(model, inputs, queries)
     assert sorted(maps) == [0, 1, 2]
 
-    # The model's own attention probabilities, with the dense bias, for layer 1.
-    layer = model.backbone.layers[1].attn
-    captured = {}
-    vis.AttentionProbe([layer], lambda i, m, q, k, g, p: captured.update(q=q, k=k, g=g)).attach()
+    # Each layer's attention input, with torch's own hook (not the tool's probe).
+    layer_inputs = {}
+    for index, layer in enumerate(model.backbone.layers):
+        layer.attn.register_forward_pre_hook(
+            lambda module, args, index=index: layer_inputs.update({index: args[0].detach()}))
     with torch.no_grad():
         model.extract_feat(inputs)
-    q, k, grid = captured['q'], captured['k'], captured['g']
-    with torch.no_grad():
-        bias = layer.gaug.dense_bias(q[:, :, 1:], grid)
-        logits = (q @ k.transpose(-2, -1)) * layer.head_dims**-0.5 + pad_prefix(bias, 1)
-    probs = logits.softmax(-1)
-    for (y, x), (bias_map, attn_map) in zip(queries, maps[1]):
-        i = y * grid[1] + x
-        assert bias_map.shape == attn_map.shape == grid
-        assert np.unravel_index(bias_map.argmax(), grid) == (y, x)
-        np.testing.assert_allclose(bias_map, bias[0, :, i].mean(0).reshape(grid).numpy(),
-                                   rtol=1e-5, atol=1e-7)
-        expected = probs[0, :, 1 + i, 1:].mean(0).reshape(grid).numpy()
-        np.testing.assert_allclose(attn_map, expected, rtol=1e-4, atol=1e-6)
+    for index, layer in enumerate(model.backbone.layers):
+        want = spec_maps(layer.attn, layer_inputs[index], grid, (14, 14), queries)
+        for (y, x), (bias_map, attn_map), (want_bias, want_attn) in zip(
+                queries, maps[index], want):
+            assert bias_map.shape == attn_map.shape == grid
+            assert np.unravel_index(bias_map.argmax(), grid) == (y, x)
+            np.testing.assert_allclose(bias_map, want_bias, rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(attn_map, want_attn, rtol=1e-4, atol=1e-6)
 
 
 def test_default_size_is_the_models(vis, tmp_path, image, monkeypatch):

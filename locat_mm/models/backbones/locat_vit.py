@@ -17,13 +17,11 @@ from torch import Tensor
 from ...layers import (LocAtEncoderLayer, PadPatchEmbed, PatchRepresentationRefinement,
                        resize_pos_embed, to_2tuple)
 from ...layers.blocks import UpstreamNormNames
-from ..ckpt_convert import (GAUG_GRID_KEY, adapt_vit_state_dict, describe_mismatch,
-                            mismatched_keys)
+from ..ckpt_convert import adapt_vit_state_dict, describe_mismatch, mismatched_keys
 from .interface import (ArgumentError, act_builder, check_flag, check_positive_int, check_rate,
                         given_args, merge_pretrained, norm_builder, parse_out_indices,
                         parse_size, resolve_toolbox)
-from .pretrained import (adapt_in_place, apply_gaug_grid, init_backbone, load_backbone,
-                         record_geometry)
+from .pretrained import adapt_in_place, init_backbone, load_backbone, record_geometry
 from .vit_args import ARCH_ZOO, CONVENTIONS, parse_vit_arch, translate_mmseg_vit
 
 # Keys of mmpretrain's TransformerEncoderLayer that ``layer_cfgs`` may set, and the block's own.
@@ -469,9 +467,7 @@ class LocAtViT(UpstreamNormNames, BaseModule):
         """Load pre-hook (so ``load_state_dict`` and ``load_from`` read every layout too):
         :func:`~..ckpt_convert.adapt_vit_state_dict` on this backbone's keys, then GAug set to
         the grid its weights were trained on (``gaug_base_grid``)."""
-        adapted = adapt_in_place(self, adapt_vit_state_dict, state_dict, prefix, local_metadata)
-        if GAUG_GRID_KEY in adapted:
-            apply_gaug_grid(self, adapted[GAUG_GRID_KEY].tolist())
+        adapt_in_place(self, adapt_vit_state_dict, state_dict, prefix, local_metadata)
 
     def _resize_pos_embed(self, pos_embed: Tensor, src: Tuple[int, int],
                           dst: Tuple[int, int]) -> Tensor:

@@ -1,7 +1,8 @@
-"""What LocAtViT and LocAtSwin share as toolbox glue: one initialisation order, reading a
-backbone's pretrained weights through its family's adapter (``adapt_vit_state_dict``,
-``adapt_swin_state_dict``: pure functions beside the key maps), the grids that travel with the
-weights, reporting keys that do not fit, and resolving ``out_indices``."""
+"""What every backbone (LocAtViT, LocAtSwin, LocAtRoPEViT, LocAtJumbo) shares as toolbox glue:
+one initialisation order, reading a backbone's pretrained weights through its family's adapter
+(``adapt_vit_state_dict``, ``adapt_swin_state_dict``, ``adapt_ropevit_state_dict``,
+``adapt_jumbo_state_dict``: pure functions beside the key maps), the grids that travel with the
+weights, and reporting keys that do not fit."""
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -134,13 +135,16 @@ def load_backbone(model: nn.Module, checkpoint: str, adapt: Adapter, mismatch: M
 
 def adapt_in_place(model: nn.Module, adapt: Adapter, state_dict: Dict[str, Tensor],
                    prefix: str, local_metadata: Optional[dict]) -> Dict[str, Tensor]:
-    """The body of both backbones' load pre-hooks: ``adapt`` applied to the keys under
-    ``prefix`` of the ``state_dict`` being loaded, in place; returns the adapted keys
-    (without ``prefix``)."""
+    """The body of every backbone's load pre-hook: ``adapt`` applied to the keys under
+    ``prefix`` of the ``state_dict`` being loaded, in place, then ``model``'s GAug set to the
+    grid the weights were trained on when they carry one (``gaug_base_grid``,
+    :func:`apply_gaug_grid`); returns the adapted keys (without ``prefix``)."""
     own = [key for key in state_dict if key.startswith(prefix)]
     adapted = adapt({key[len(prefix):]: state_dict.pop(key) for key in own}, model,
                     local_metadata or {})
     state_dict.update((prefix + key, value) for key, value in adapted.items())
+    if GAUG_GRID_KEY in adapted:
+        apply_gaug_grid(model, adapted[GAUG_GRID_KEY].tolist())
     return adapted
 
 

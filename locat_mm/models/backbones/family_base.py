@@ -21,10 +21,11 @@ from .interface import (ArgumentError, check_flag, check_positive_int, check_rat
                         merge_pretrained, norm_builder, parse_out_indices, parse_size)
 from .pretrained import (Adapter, adapt_in_place, init_backbone, load_backbone,
                          record_geometry)
+from .token_outputs import TokenOutputs
 from .vit_args import FAMILY_ARCH_NAMES, parse_vit_arch
 
 
-class FamilyBackbone(BaseModule):
+class FamilyBackbone(TokenOutputs, BaseModule):
     """Base of the LocAt family backbones (not registered; see the subclasses).
 
     Token layout: ``num_extra_tokens`` prefix (class) tokens, then the patches row-major.
@@ -64,8 +65,6 @@ class FamilyBackbone(BaseModule):
     naming the argument, as for ``LocAtViT``.
     """
     OUT_TYPES = ('raw', 'cls_token', 'featmap', 'avg_featmap')
-    # Parameters before the first block (depth 0 for layer-wise lr decay, frozen first).
-    EMBEDDING_KEYS: Tuple[str, ...] = ('cls_token', 'pos_embed', 'patch_embed')
     # Checkpoint keys a backbone may lack without the checkpoint being of another model.
     READOUT_KEY = re.compile(r'^(head|ln1|ln2|ln_patches)\.')
     # The family's checkpoint adapter (``family_ckpt_convert.py``), set by the subclasses.
@@ -129,23 +128,7 @@ class FamilyBackbone(BaseModule):
         if self.frozen_stages > 0:
             self._freeze_stages()
 
-    # ------------------------------------------------------------------ family hooks
-    def embed(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
-        """Images (B, C_in, H, W) -> tokens (B, P + H'*W', C) and the grid (H', W')."""
-        raise NotImplementedError
-
-    def run_layer(self, layer: nn.Module, x: Tensor, grid: Tuple[int, int]) -> Tensor:
-        """One block on the tokens."""
-        return layer(x, grid, self.num_extra_tokens)
-
-    def apply_final_norm(self, x: Tensor) -> Tensor:
-        """The family's final norm(s) on all tokens."""
-        raise NotImplementedError
-
-    def pool_class_tokens(self, prefix: Tensor) -> Tensor:
-        """(B, P, C) prefix tokens -> the classification feature."""
-        raise NotImplementedError
-
+    # ------------------------------------------------------------------ weights
     def _init_as_reference(self) -> None:
         """The authors' (timm) initialisation: trunc-normal(0.02) Linear weights and tokens,
         zero Linear biases. Subclasses add their family's own steps."""
@@ -159,7 +142,6 @@ class FamilyBackbone(BaseModule):
             if isinstance(param, nn.Parameter):
                 trunc_normal_(param, std=.02)
 
-    # ------------------------------------------------------------------ weights
     def init_weights(self) -> None:
         """Initialises, then loads a ``Pretrained`` checkpoint when ``init_cfg`` has one, in
         the order every backbone shares (:func:`~.pretrained.init_backbone`).
@@ -232,47 +214,3 @@ class FamilyBackbone(BaseModule):
         if mode and self.frozen_stages > 0:
             self._freeze_stages()
         return self
-
-    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
-        """Layer-wise lr-decay depth of a parameter, as mmpretrain's ViT counts it.
-
-        Returns:
-            tuple[int, int]: depth (0 for embeddings, i + 1 for block i, ``num_layers + 1``
-            for everything else) and the number of depths, ``num_layers + 2``.
-        """
-        num_depths = self.num_layers + 2
-        if not param_name.startswith(prefix):
-            return num_depths - 1, num_depths
-        name = param_name[len(prefix):]
-        if name.split('.')[0] in self.EMBEDDING_KEYS:
-            return 0, num_depths
-        if name.startswith('layers.'):
-            return int(name.split('.')[1]) + 1, num_depths
-        return num_depths - 1, num_depths
-
-    # ------------------------------------------------------------------ forward
-    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """Images (B, C_in, H, W) -> one output per ``out_indices`` entry (see ``out_type``)."""
-        x, grid = self.embed(x)
-        outs = []
-        last = self.num_layers - 1
-        for i, layer in enumerate(self.layers):
-            x = self.run_layer(layer, x, grid)
-            if i == last and self.final_norm:
-                x = self.apply_final_norm(x)
-            if i in self.out_indices:
-                outs.append(self._format_output(x, grid, is_last=i == last))
-        return tuple(outs)
-
-    def _format_output(self, x: Tensor, grid: Tuple[int, int], is_last: bool) -> Tensor:
-        P = self.num_extra_tokens
-        if self.out_type == 'raw':
-            return x
-        if self.out_type == 'featmap':
-            return x[:, P:].transpose(1, 2).reshape(x.shape[0], -1, *grid).contiguous()
-        # PRR refines only the tokens pooled (its rows are independent; every token is a key).
-        cls_only = self.out_type == 'cls_token'
-        pooled = slice(0, P) if cls_only else slice(P, None)
-        tokens = self.prr(x, pooled) if is_last and self.with_prr else x[:, pooled]
-        return self.pool_class_tokens(tokens) if cls_only else self.ln2(tokens.mean(dim=1))
-

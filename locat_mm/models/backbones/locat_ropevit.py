@@ -110,12 +110,6 @@ class LocAtRoPEViT(FamilyBackbone):
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         return self.drop_after_pos(x), grid
 
-    def apply_final_norm(self, x: Tensor) -> Tensor:
-        return self.ln1(x)
-
-    def pool_class_tokens(self, prefix: Tensor) -> Tensor:
-        return prefix[:, 0]
-
     def _init_as_reference(self) -> None:
         """The authors' (timm ``Eva``) initialisation: trunc-normal(0.02) Linear weights and
         class token, zero biases, each block's output projections divided by

@@ -22,6 +22,7 @@ from .interface import (ArgumentError, act_builder, check_flag, check_positive_i
                         given_args, merge_pretrained, norm_builder, parse_out_indices,
                         parse_size, resolve_toolbox)
 from .pretrained import adapt_in_place, init_backbone, load_backbone, record_geometry
+from .token_outputs import TokenOutputs
 from .vit_args import ARCH_ZOO, CONVENTIONS, parse_vit_arch, translate_mmseg_vit
 
 # Keys of mmpretrain's TransformerEncoderLayer that ``layer_cfgs`` may set, and the block's own.
@@ -33,7 +34,7 @@ _PATCH_CFG_KEYS = ('in_channels', 'embed_dims', 'conv_type', 'kernel_size', 'str
                    'dilation', 'bias', 'norm_cfg', 'input_size')
 
 
-class LocAtViT(UpstreamNormNames, BaseModule):
+class LocAtViT(TokenOutputs, UpstreamNormNames, BaseModule):
     """Locality-Attending Vision Transformer (Hajimiri et al., ICLR 2026).
 
     A plain ViT whose attention logits get a learnable per-query Gaussian bias toward
@@ -147,6 +148,7 @@ class LocAtViT(UpstreamNormNames, BaseModule):
     """
     arch_zoo = ARCH_ZOO
     OUT_TYPES = {'raw', 'cls_token', 'featmap', 'avg_featmap'}
+    EMBEDDING_KEYS = ('cls_token', 'reg_token', 'pos_embed', 'patch_embed')
 
     def __init__(self,
                  arch: Union[str, dict, None] = None,
@@ -515,26 +517,10 @@ class LocAtViT(UpstreamNormNames, BaseModule):
                     m.eval()
         return self
 
-    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
-        """Layer-wise lr-decay depth of a parameter, as mmpretrain's ViT counts it.
-
-        Returns:
-            tuple[int, int]: depth (0 for embeddings, i + 1 for block i, ``num_layers + 1``
-            for everything else) and the number of depths, ``num_layers + 2``.
-        """
-        num_depths = self.num_layers + 2
-        if not param_name.startswith(prefix):
-            return num_depths - 1, num_depths
-        name = param_name[len(prefix):]
-        if name in ('cls_token', 'reg_token', 'pos_embed') or name.startswith('patch_embed'):
-            return 0, num_depths
-        if name.startswith('layers.'):
-            return int(name.split('.')[1]) + 1, num_depths
-        return num_depths - 1, num_depths
-
     # ------------------------------------------------------------------ forward
     def embed(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
-        """Images (B, C_in, H, W) -> tokens (B, P + H'*W', C) with position embedding.
+        """Images (B, C_in, H, W) -> tokens (B, P + H'*W', C) with position embedding, then
+        ``pre_norm``; the loop over the blocks and the outputs are :class:`TokenOutputs`'.
 
         Token order: class token, register tokens, patches (row-major).
         """
@@ -548,37 +534,4 @@ class LocAtViT(UpstreamNormNames, BaseModule):
             covered = x.shape[1] - pos_embed.shape[1]
             x = torch.cat([x[:, :covered], x[:, covered:] + pos_embed], dim=1) \
                 if covered else x + pos_embed
-        return self.drop_after_pos(x), grid
-
-    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """Images (B, C_in, H, W) -> one output per ``out_indices`` entry (see ``out_type``).
-
-        With ``out_origin`` the embedding comes first; with ``output_cls_token`` every output
-        is ``[featmap, class token]``.
-        """
-        x, grid = self.embed(x)
-        x = self.pre_norm(x)
-        outs = [self._format_output(x, grid, is_last=False)] if self.out_origin else []
-        last = self.num_layers - 1
-        for i, layer in enumerate(self.layers):
-            x = layer(x, grid, self.num_extra_tokens)
-            if i == last and self.final_norm:
-                x = self.ln1(x)
-            if i in self.out_indices:
-                outs.append(self._format_output(x, grid, is_last=i == last))
-        return tuple(outs)
-
-    def _format_output(self, x: Tensor, grid: Tuple[int, int],
-                       is_last: bool) -> Union[Tensor, List[Tensor]]:
-        if self.out_type == 'raw':
-            return x
-        if self.out_type == 'featmap':
-            patches = x[:, self.num_extra_tokens:]
-            featmap = patches.transpose(1, 2).reshape(x.shape[0], -1, *grid).contiguous()
-            return [featmap, x[:, 0]] if self.output_cls_token else featmap
-        # PRR refines only the tokens pooled below (its rows are independent): the class token
-        # alone costs 1/L of refining every token.
-        cls_only = self.out_type == 'cls_token'
-        pooled = slice(0, 1) if cls_only else slice(self.num_extra_tokens, None)
-        tokens = self.prr(x, pooled) if is_last and self.with_prr else x[:, pooled]
-        return tokens[:, 0] if cls_only else self.ln2(tokens.mean(dim=1))
+        return self.pre_norm(self.drop_after_pos(x)), grid

@@ -199,3 +199,18 @@ def test_jumbo_trains_with_stochastic_depth():
     feature.sum().backward()
     assert torch.isfinite(feature).all()
     assert model.layers[1].ffn.dropout_layer.drop_prob == 0.5
+
+
+@pytest.mark.parametrize('cls', FAMILIES)
+def test_frozen_stages_freeze_as_mmpretrains_vit(cls):
+    """The embeddings with the dropout after them (mmpretrain's ``_freeze_stages`` puts
+    ``drop_after_pos`` in eval mode too), then the blocks; what follows the blocks (the final
+    norms, Jumbo's shared MLP) only with every block."""
+    model = cls(arch=SMALL, img_size=64, drop_rate=0.1, frozen_stages=1).train()
+    assert not model.drop_after_pos.training and not model.patch_embed.training
+    assert not model.cls_token.requires_grad
+    assert not model.layers[0].training and model.layers[1].training
+    assert all(p.requires_grad for p in model.ln1.parameters())
+    everything = cls(arch=SMALL, img_size=64, frozen_stages=2).train()
+    assert not any(p.requires_grad for p in everything.parameters())
+    assert not everything.ln1.training

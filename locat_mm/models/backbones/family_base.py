@@ -194,23 +194,3 @@ class FamilyBackbone(TokenOutputs, BaseModule):
                     ckpt_keys: Iterable[str]) -> Tuple[list, list]:
         missing, unexpected = mismatched_keys(model_keys, ckpt_keys)
         return missing, [k for k in unexpected if not cls.READOUT_KEY.match(k)]
-
-    # ------------------------------------------------------------------ training state
-    def _freeze_stages(self) -> None:
-        for name, param in self.named_parameters():
-            if name.split('.')[0] in self.EMBEDDING_KEYS:
-                param.requires_grad = False
-        frozen = [self.patch_embed] + list(self.layers[:self.frozen_stages])
-        if self.frozen_stages >= self.num_layers:
-            frozen += [m for name, m in self.named_children()
-                       if name not in ('patch_embed', 'layers')]
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'FamilyBackbone':
-        super().train(mode)
-        if mode and self.frozen_stages > 0:
-            self._freeze_stages()
-        return self

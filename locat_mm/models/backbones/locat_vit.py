@@ -493,30 +493,6 @@ class LocAtViT(TokenOutputs, UpstreamNormNames, BaseModule):
         return resize_pos_embed(pos_embed, (h, w), tuple(input_shape), mode, prefix,
                                 antialias=False)
 
-    # ------------------------------------------------------------------ training state
-    def _freeze_stages(self) -> None:
-        frozen = [self.patch_embed, self.drop_after_pos, self.pre_norm]
-        frozen += list(self.layers[:self.frozen_stages])
-        if self.frozen_stages >= self.num_layers:
-            frozen += [getattr(self, name) for name in ('ln1', 'ln2') if hasattr(self, name)]
-        for param in (self.pos_embed, self.cls_token, self.reg_token):
-            if param is not None:
-                param.requires_grad = False
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'LocAtViT':
-        super().train(mode)
-        if mode and self.frozen_stages > 0:
-            self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, nn.LayerNorm):
-                    m.eval()
-        return self
-
     # ------------------------------------------------------------------ forward
     def embed(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
         """Images (B, C_in, H, W) -> tokens (B, P + H'*W', C) with position embedding, then

@@ -1,6 +1,6 @@
 """What the plain-token backbones (LocAtViT, LocAtRoPEViT, LocAtJumbo) share: the block loop,
-the output formats and the layer-wise lr-decay depths, as mmpretrain's ``VisionTransformer``
-defines them.
+the output formats, the layer-wise lr-decay depths and freezing, as mmpretrain's
+``VisionTransformer`` defines them.
 
 Token layout: ``num_extra_tokens`` prefix tokens (the first ``num_class_tokens`` of them class
 tokens), then the patches row-major.
@@ -13,15 +13,20 @@ from torch import Tensor
 
 class TokenOutputs:
     """Mixin of an ``nn.Module`` with ``embed``, ``layers``, ``num_layers``, ``out_indices``,
-    ``out_type``, ``final_norm``, ``num_extra_tokens``, ``with_prr`` and ``prr`` (and ``ln2``
-    for ``out_type='avg_featmap'``); the methods below are the hooks a family overrides."""
+    ``out_type``, ``final_norm``, ``num_extra_tokens``, ``with_prr``, ``prr`` and
+    ``frozen_stages`` (and ``ln2`` for ``out_type='avg_featmap'``); ``embed``, ``run_layer``,
+    ``apply_final_norm`` and ``pool_class_tokens`` are the hooks a family overrides."""
     # Top-level names of the parameters before the first block (layer-wise lr-decay depth 0).
     EMBEDDING_KEYS: Tuple[str, ...] = ('cls_token', 'pos_embed', 'patch_embed')
     # Class tokens pooled by ``out_type='cls_token'`` (the first prefix tokens).
     num_class_tokens = 1
-    # mmseg's options: the embedding as a first output; [featmap, class token] outputs.
+    # Modules between the embeddings and the first block, frozen with the embeddings.
+    PRE_BLOCK_KEYS: Tuple[str, ...] = ('drop_after_pos', 'pre_norm')
+    # mmseg's options: the embedding as a first output; [featmap, class token] outputs;
+    # LayerNorms kept in eval mode while training.
     out_origin = False
     output_cls_token = False
+    norm_eval = False
 
     def embed(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
         """Images (B, C_in, H, W) -> tokens (B, P + H'*W', C) and the grid (H', W')."""
@@ -88,3 +93,31 @@ class TokenOutputs:
         if name.startswith('layers.'):
             return int(name.split('.')[1]) + 1, num_depths
         return num_depths - 1, num_depths
+
+    def _freeze_stages(self) -> None:
+        """Eval mode and no gradients for the embeddings (``EMBEDDING_KEYS``, then
+        ``PRE_BLOCK_KEYS``), the first ``frozen_stages`` blocks and, with every block frozen,
+        every module after the blocks (final norms; Jumbo's shared MLP), as mmpretrain's ViT."""
+        before = self.EMBEDDING_KEYS + self.PRE_BLOCK_KEYS
+        frozen = [getattr(self, name, None) for name in before]
+        frozen += list(self.layers[:self.frozen_stages])
+        if self.frozen_stages >= self.num_layers:
+            frozen += [module for name, module in self.named_children()
+                       if name not in before + ('layers', )]
+        for item in frozen:
+            if isinstance(item, nn.Parameter):
+                item.requires_grad = False
+            elif item is not None:
+                item.eval()
+                for param in item.parameters():
+                    param.requires_grad = False
+
+    def train(self, mode: bool = True) -> nn.Module:
+        super().train(mode)
+        if mode and self.frozen_stages > 0:
+            self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, nn.LayerNorm):
+                    m.eval()
+        return self

@@ -8,24 +8,22 @@ the subclasses (``LocAtRoPEViT``, ``LocAtJumbo``) define; the maths is in ``loca
 """
 import copy
 import re
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch.nn as nn
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
-from torch import Tensor
 
 from ...layers import PadPatchEmbed, PatchRepresentationRefinement
 from ..ckpt_convert import describe_mismatch, mismatched_keys
 from .interface import (ArgumentError, check_flag, check_positive_int, check_rate,
                         merge_pretrained, norm_builder, parse_out_indices, parse_size)
-from .pretrained import (Adapter, adapt_in_place, init_backbone, load_backbone,
-                         record_geometry)
+from .pretrained import AdaptedLoading, init_backbone, record_geometry
 from .token_outputs import TokenOutputs
 from .vit_args import FAMILY_ARCH_NAMES, parse_vit_arch
 
 
-class FamilyBackbone(TokenOutputs, BaseModule):
+class FamilyBackbone(TokenOutputs, AdaptedLoading, BaseModule):
     """Base of the LocAt family backbones (not registered; see the subclasses).
 
     Token layout: ``num_extra_tokens`` prefix (class) tokens, then the patches row-major.
@@ -67,8 +65,8 @@ class FamilyBackbone(TokenOutputs, BaseModule):
     OUT_TYPES = ('raw', 'cls_token', 'featmap', 'avg_featmap')
     # Checkpoint keys a backbone may lack without the checkpoint being of another model.
     READOUT_KEY = re.compile(r'^(head|ln1|ln2|ln_patches)\.')
-    # The family's checkpoint adapter (``family_ckpt_convert.py``), set by the subclasses.
-    adapt_state_dict: Adapter
+    # The family's checkpoint adapter (``family_ckpt_convert.py``) is the subclass's
+    # ``adapt_state_dict`` (read by AdaptedLoading).
 
     def __init__(self,
                  arch: Union[str, dict],
@@ -159,38 +157,12 @@ class FamilyBackbone(TokenOutputs, BaseModule):
         # No upstream class to follow after init_cfg entries: nothing added to them.
         init_backbone(self, self._init_as_reference, lambda: None, self.load_pretrained)
 
-    def load_pretrained(self, checkpoint: str, prefix: Optional[str] = None,
-                        map_location: str = 'cpu', strict: bool = True,
-                        pos_embed_grid: Optional[Sequence[int]] = None) -> None:
-        """Loads backbone weights from a checkpoint file (:func:`~.pretrained.load_backbone`
-        with the family's adapter; see :meth:`init_weights`).
-
-        Args:
-            checkpoint (str): Path or URL (anything mmengine's loaders read).
-            prefix (str, optional): Where the backbone sits in the checkpoint; by default
-                ``backbone.`` when present, else the whole state dict.
-            map_location (str): Device to load tensors to.
-            strict (bool): Raise on keys that do not fit (classifier and final-norm keys
-                excused); with False they are only logged.
-            pos_embed_grid (Sequence[int], optional): Grid (H, W) of the checkpoint's position
-                embedding (Jumbo), where neither the checkpoint nor its token count tells it.
-        """
-        load_backbone(self, checkpoint, self.adapt_state_dict, self._mismatched,
-                      self._describe_mismatch, prefix, map_location, strict, pos_embed_grid)
-
-    def _adapt_state_dict(self, state_dict: Dict[str, Tensor], prefix: str,
-                          local_metadata: Optional[dict] = None, *args, **kwargs) -> None:
-        """Load pre-hook (so ``load_state_dict`` and ``load_from`` read the authors' layouts
-        too): the family's adapter on this backbone's keys, then GAug set to the grid its
-        weights were trained on (:func:`~.pretrained.adapt_in_place`)."""
-        adapt_in_place(self, self.adapt_state_dict, state_dict, prefix, local_metadata)
-
-    def _describe_mismatch(self, missing: list, unexpected: list, source: str) -> str:
+    def describe_mismatch(self, missing: list, unexpected: list, source: str) -> str:
         return describe_mismatch(missing, unexpected, source).replace(
             'this LocAtViT', f'this {type(self).__name__}')
 
     @classmethod
-    def _mismatched(cls, model_keys: Iterable[str],
+    def mismatched_keys(cls, model_keys: Iterable[str],
                     ckpt_keys: Iterable[str]) -> Tuple[list, list]:
         missing, unexpected = mismatched_keys(model_keys, ckpt_keys)
         return missing, [k for k in unexpected if not cls.READOUT_KEY.match(k)]

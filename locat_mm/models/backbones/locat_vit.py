@@ -5,7 +5,7 @@ interfaces (mmpretrain's and mmseg's ``VisionTransformer``) onto it, and owns in
 checkpoint loading and output formatting.
 """
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from ..ckpt_convert import adapt_vit_state_dict, describe_mismatch, mismatched_k
 from .interface import (ArgumentError, act_builder, check_flag, check_positive_int, check_rate,
                         given_args, merge_pretrained, norm_builder, parse_out_indices,
                         parse_size, resolve_toolbox)
-from .pretrained import adapt_in_place, init_backbone, load_backbone, record_geometry
+from .pretrained import AdaptedLoading, init_backbone, record_geometry
 from .token_outputs import TokenOutputs
 from .vit_args import ARCH_ZOO, CONVENTIONS, parse_vit_arch, translate_mmseg_vit
 
@@ -34,7 +34,7 @@ _PATCH_CFG_KEYS = ('in_channels', 'embed_dims', 'conv_type', 'kernel_size', 'str
                    'dilation', 'bias', 'norm_cfg', 'input_size')
 
 
-class LocAtViT(TokenOutputs, UpstreamNormNames, BaseModule):
+class LocAtViT(TokenOutputs, AdaptedLoading, UpstreamNormNames, BaseModule):
     """Locality-Attending Vision Transformer (Hajimiri et al., ICLR 2026).
 
     A plain ViT whose attention logits get a learnable per-query Gaussian bias toward
@@ -149,6 +149,10 @@ class LocAtViT(TokenOutputs, UpstreamNormNames, BaseModule):
     arch_zoo = ARCH_ZOO
     OUT_TYPES = {'raw', 'cls_token', 'featmap', 'avg_featmap'}
     EMBEDDING_KEYS = ('cls_token', 'reg_token', 'pos_embed', 'patch_embed')
+    # Checkpoints of every layout (timm, mmseg, own; hub releases) through one adapter.
+    adapt_state_dict = staticmethod(adapt_vit_state_dict)
+    mismatched_keys = staticmethod(mismatched_keys)
+    describe_mismatch = staticmethod(describe_mismatch)
 
     def __init__(self,
                  arch: Union[str, dict, None] = None,
@@ -441,35 +445,6 @@ class LocAtViT(TokenOutputs, UpstreamNormNames, BaseModule):
         for param in (self.pos_embed, self.cls_token, self.reg_token):
             if param is not None:
                 trunc_normal_(param, std=.02)
-
-    def load_pretrained(self,
-                        checkpoint: str,
-                        prefix: Optional[str] = None,
-                        map_location: str = 'cpu',
-                        strict: bool = True,
-                        pos_embed_grid: Optional[Sequence[int]] = None) -> None:
-        """Loads backbone weights from a checkpoint file (:func:`~.pretrained.load_backbone`
-        with :func:`~..ckpt_convert.adapt_vit_state_dict`).
-
-        Args:
-            checkpoint (str): Path or URL (anything mmengine's loaders read).
-            prefix (str, optional): Where the backbone sits in the checkpoint; by default
-                ``backbone.`` when present, else the whole state dict.
-            map_location (str): Device to load tensors to.
-            strict (bool): Raise on keys that do not fit (classifier and final-norm keys
-                excused); with False they are only logged.
-            pos_embed_grid (Sequence[int], optional): Grid (H, W) of the checkpoint's position
-                embedding, where neither the checkpoint nor its token count tells it.
-        """
-        load_backbone(self, checkpoint, adapt_vit_state_dict, mismatched_keys,
-                      describe_mismatch, prefix, map_location, strict, pos_embed_grid)
-
-    def _adapt_state_dict(self, state_dict: Dict[str, Tensor], prefix: str,
-                          local_metadata: Optional[dict] = None, *args, **kwargs) -> None:
-        """Load pre-hook (so ``load_state_dict`` and ``load_from`` read every layout too):
-        :func:`~..ckpt_convert.adapt_vit_state_dict` on this backbone's keys, then GAug set to
-        the grid its weights were trained on (``gaug_base_grid``)."""
-        adapt_in_place(self, adapt_vit_state_dict, state_dict, prefix, local_metadata)
 
     def _resize_pos_embed(self, pos_embed: Tensor, src: Tuple[int, int],
                           dst: Tuple[int, int]) -> Tensor:

@@ -148,6 +148,44 @@ def adapt_in_place(model: nn.Module, adapt: Adapter, state_dict: Dict[str, Tenso
     return adapted
 
 
+class AdaptedLoading:
+    """Mixin of a backbone whose checkpoints are read through its family's adapter (class
+    attributes: ``adapt_state_dict``, an :data:`Adapter`; ``mismatched_keys`` and
+    ``describe_mismatch``, the key check and its message): ``load_pretrained`` and the load
+    pre-hook ``_adapt_state_dict`` (register it in ``__init__``)."""
+    adapt_state_dict: Adapter
+    mismatched_keys: Mismatch
+    describe_mismatch: Describe
+
+    def load_pretrained(self,
+                        checkpoint: str,
+                        prefix: Optional[str] = None,
+                        map_location: str = 'cpu',
+                        strict: bool = True,
+                        pos_embed_grid: Optional[Sequence[int]] = None) -> None:
+        """Loads backbone weights from a checkpoint file (:func:`load_backbone` with the
+        family's adapter).
+
+        Args:
+            checkpoint (str): Path or URL (anything mmengine's loaders read).
+            prefix (str, optional): Where the backbone sits in the checkpoint; by default
+                ``backbone.`` when present, else the whole state dict.
+            map_location (str): Device to load tensors to.
+            strict (bool): Raise on keys that do not fit (classifier and final-norm keys
+                excused); with False they are only logged.
+            pos_embed_grid (Sequence[int], optional): Grid (H, W) of the checkpoint's position
+                embedding, where neither the checkpoint nor its token count tells it.
+        """
+        load_backbone(self, checkpoint, self.adapt_state_dict, self.mismatched_keys,
+                      self.describe_mismatch, prefix, map_location, strict, pos_embed_grid)
+
+    def _adapt_state_dict(self, state_dict: Dict[str, Tensor], prefix: str,
+                          local_metadata: Optional[dict] = None, *args, **kwargs) -> None:
+        """Load pre-hook (so ``load_state_dict`` and ``load_from`` read every layout the
+        adapter reads): :func:`adapt_in_place` with the family's adapter."""
+        adapt_in_place(self, self.adapt_state_dict, state_dict, prefix, local_metadata)
+
+
 def record_geometry(model: nn.Module, gaug_grid: Optional[Tuple[int, int]]) -> None:
     """Makes ``model``'s checkpoints carry its grids (call once, after building its layers).
 

@@ -171,10 +171,11 @@ class AdaptedLoading:
             prefix (str, optional): Where the backbone sits in the checkpoint; by default
                 ``backbone.`` when present, else the whole state dict.
             map_location (str): Device to load tensors to.
-            strict (bool): Raise on keys that do not fit (classifier and final-norm keys
-                excused); with False they are only logged.
-            pos_embed_grid (Sequence[int], optional): Grid (H, W) of the checkpoint's position
-                embedding, where neither the checkpoint nor its token count tells it.
+            strict (bool): Raise on keys that do not fit (those the family excuses aside: a
+                classifier, output norms the backbone lacks); with False they are only logged.
+            pos_embed_grid (Sequence[int], optional): Grid (H, W) of the checkpoint's
+                (absolute) position embedding, where neither the checkpoint nor its token count
+                tells it.
         """
         load_backbone(self, checkpoint, self.adapt_state_dict, self.mismatched_keys,
                       self.describe_mismatch, prefix, map_location, strict, pos_embed_grid)

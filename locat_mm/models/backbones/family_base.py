@@ -1,7 +1,8 @@
-"""What LocAt's RoPE-ViT and Jumbo backbones share: outputs, freezing, layer depth, and the
-glue every backbone shares (argument checks and parsing: ``interface.py``; arch names:
-``vit_args.py``; initialisation order and checkpoint loading through the family's adapter:
-``pretrained.py``), with mmpretrain-style arguments.
+"""What LocAt's RoPE-ViT and Jumbo backbones share: their common modules (patch embedding,
+PRR, ``ln2``) built from checked mmpretrain-style arguments, on the glue every backbone shares
+(argument checks and parsing: ``interface.py``; arch names: ``vit_args.py``; initialisation
+order and checkpoint loading through the family's adapter: ``pretrained.py``; block loop,
+outputs, freezing and layer depth, as LocAtViT's: ``token_outputs.py``).
 
 The families differ only in their tokens, blocks, final norms and checkpoint adapters, which
 the subclasses (``LocAtRoPEViT``, ``LocAtJumbo``) define; the maths is in ``locat_mm/layers``.

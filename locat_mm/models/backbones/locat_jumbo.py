@@ -35,8 +35,8 @@ class LocAtJumbo(FamilyBackbone):
     Args:
         arch, img_size, patch_size, in_channels, out_indices, out_type, final_norm, prr,
             gaug, frozen_stages, init_cfg, pretrained: See :class:`FamilyBackbone`.
-            ``frozen_stages`` freezes
-            the shared jumbo MLP only with every block (it serves all of them).
+            ``frozen_stages`` freezes the shared jumbo MLP only with every block (it serves
+            all of them).
         drop_rate (float): Dropout after the embedding, the attention projection and in MLPs.
         drop_path_rate (float): Stochastic depth, increasing linearly to this over the blocks.
         attn_drop_rate (float): Dropout on attention weights.

@@ -33,8 +33,8 @@ class LocAtRoPEViT(FamilyBackbone):
     Args:
         arch, img_size, patch_size, in_channels, out_indices, out_type, final_norm, prr,
             gaug, frozen_stages, init_cfg, pretrained: See :class:`FamilyBackbone`.
-            ``out_type='cls_token'``
-            gives the class token (B, C); the final norm ``ln1`` covers every token.
+            ``out_type='cls_token'`` gives the class token (B, C); the final norm ``ln1``
+            covers every token.
         drop_rate (float): Dropout after the embedding, the attention projection and in MLPs.
         drop_path_rate (float): Stochastic depth, increasing linearly to this over the blocks.
         attn_drop_rate (float): Dropout on attention weights.

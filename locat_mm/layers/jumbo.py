@@ -52,7 +52,8 @@ class JumboEncoderLayer(LocAtEncoderLayer):
         cls = x[:, :J].flatten(1)
         cls = cls + self.drop_path_jumbo(self.gamma3(jumbo_mlp(self.ln3(cls))))
         patches = x[:, J:]
-        patches = patches + self.drop_path_ffn(self.ffn(self.ln2(patches)))
+        # The block's FFN carries its own stochastic depth (``ffn.dropout_layer``).
+        patches = patches + self.ffn(self.ln2(patches))
         return torch.cat([cls.view(x.shape[0], J, -1), patches], dim=1)
 
     def forward(self, x: Tensor, grid: Tuple[int, int], num_prefix: int,

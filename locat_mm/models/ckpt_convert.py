@@ -61,9 +61,15 @@ def _rename(key: str, table: Tuple[Tuple[str, str], ...]) -> str:
     return key
 
 
-def convert_timm_key(key: str) -> str:
-    """One reference (timm) key in this project's layout; unknown keys come back unchanged."""
-    return _rename(key, _TIMM_TO_MM)
+def convert_timm_key(key: str, first: Tuple[Tuple[str, str], ...] = ()) -> str:
+    """One reference (timm) key in this project's layout; unknown keys come back unchanged.
+
+    Args:
+        key (str): The key.
+        first (tuple): A timm model family's own (pattern, replacement) pairs, tried before
+            the ViT map (``family_ckpt_convert.py``: RoPE-ViT's layer scale, Jumbo's MLP).
+    """
+    return _rename(key, first + _TIMM_TO_MM)
 
 
 def convert_mmseg_state_dict(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str, Tensor]':
@@ -134,16 +140,34 @@ def adapt_vit_state_dict(state_dict: Dict[str, Tensor], model: Any,
     if 'pos_embed' in out:
         known = (metadata or {}).get(POS_GRID_META)
         out['pos_embed'], src = _pos_embed_and_grid(out['pos_embed'], model, known)
-    if hasattr(model, GAUG_GRID_KEY) and GAUG_GRID_KEY not in out:
-        out[GAUG_GRID_KEY] = torch.tensor(_trained_gaug_grid(out, src, model), dtype=torch.long)
-    if src is not None and model.pos_embed is not None and src != tuple(model.patch_resolution):
-        logger().info(
-            f'Resize the pos_embed shape from {tuple(out["pos_embed"].shape)} (grid '
-            f'{src[0]}x{src[1]}) to {tuple(model.pos_embed.shape)}.')
-        out['pos_embed'] = resize_pos_embed(
-            out['pos_embed'], src, model.patch_resolution, model.interpolate_mode,
-            model.num_pos_prefix, antialias=model.pos_embed_antialias)
+    add_gaug_grid(out, src, model)
+    if src is not None and model.pos_embed is not None:
+        out['pos_embed'] = fit_pos_embed(out['pos_embed'], src, model)
     return out
+
+
+def add_gaug_grid(state_dict: Dict[str, Tensor], pos_grid: Optional[Tuple[int, int]],
+                  model: Any) -> None:
+    """Adds ``gaug_base_grid`` to an adapter's output (in place) for a ``model`` that has the
+    buffer when the checkpoint has none: the grid of its position embedding ``pos_grid`` for
+    GAug weights, else ``model``'s (see :func:`adapt_vit_state_dict`)."""
+    if hasattr(model, GAUG_GRID_KEY) and GAUG_GRID_KEY not in state_dict:
+        state_dict[GAUG_GRID_KEY] = torch.tensor(_trained_gaug_grid(state_dict, pos_grid, model),
+                                                 dtype=torch.long)
+
+
+def fit_pos_embed(pos_embed: Tensor, src: Tuple[int, int], model: Any) -> Tensor:
+    """A checkpoint's position embedding (1, P + H*W, C) of patch grid ``src`` resized to
+    ``model.patch_resolution`` the way ``model`` resizes its own (``interpolate_mode``,
+    ``num_pos_prefix`` prefix entries P kept, ``pos_embed_antialias``); as it is when the
+    grids agree."""
+    if src == tuple(model.patch_resolution):
+        return pos_embed
+    logger().info(
+        f'Resize the pos_embed shape from {tuple(pos_embed.shape)} (grid '
+        f'{src[0]}x{src[1]}) to {tuple(model.pos_embed.shape)}.')
+    return resize_pos_embed(pos_embed, src, model.patch_resolution, model.interpolate_mode,
+                            model.num_pos_prefix, antialias=model.pos_embed_antialias)
 
 
 def _pos_embed_and_grid(pos_embed: Tensor, model: Any,

@@ -12,16 +12,24 @@
   ``norm_patches`` ``ln_patches``.
 
 Every other key follows LocAtViT's map (:func:`locat_mm.models.ckpt_convert.convert_timm_key`).
-A state dict already in this project's layout (``layers.*``) is returned as it is.
+A state dict already in this project's layout (``layers.*``) keeps its keys.
+
+The adapters (``adapter(state_dict, model, metadata) -> state_dict``, pure, as
+``adapt_vit_state_dict``; read by ``backbones/pretrained.py``) add the geometry: Jumbo's
+position embedding resized to the model's grid, and for GAug models ``gaug_base_grid``, the grid
+the GAug maps were trained on (:func:`~.ckpt_convert.add_gaug_grid`). RoPE needs no resizing:
+its angles follow the grid of each input.
 """
 import re
 from collections import OrderedDict
-from typing import Dict
+from typing import Any, Dict, Optional
 
 import torch
 from torch import Tensor
 
-from .ckpt_convert import _rename, convert_timm_key, is_timm_layout
+from .ckpt_convert import (POS_GRID_META, add_gaug_grid, convert_timm_key, fit_pos_embed,
+                           is_timm_layout)
+from .ckpt_geometry import source_grid
 
 _EVA_TO_MM = (
     (r'^blocks\.(\d+)\.gamma_1$', r'layers.\1.attn.gamma1.weight'),
@@ -61,8 +69,7 @@ def convert_ropevit_state_dict(state_dict: Dict[str, Tensor]) -> 'OrderedDict[st
             for i in range(depth):
                 converted[f'layers.{i}.attn.rope.freqs'] = value[:, i].clone()
             continue
-        new = _rename(key, _EVA_TO_MM)
-        converted[new if new != key else convert_timm_key(key)] = value
+        converted[convert_timm_key(key, first=_EVA_TO_MM)] = value
     return converted
 
 
@@ -88,6 +95,40 @@ def convert_jumbo_state_dict(state_dict: Dict[str, Tensor]) -> 'OrderedDict[str,
                     'one jumbo MLP between all blocks, and this checkpoint does not; it is '
                     'another model.')
             continue
-        new = _rename(key, _JUMBO_TO_MM)
-        converted[new if new != key else convert_timm_key(key)] = value
+        converted[convert_timm_key(key, first=_JUMBO_TO_MM)] = value
     return converted
+
+
+def adapt_ropevit_state_dict(state_dict: Dict[str, Tensor], model: Any,
+                             metadata: Optional[dict] = None) -> 'OrderedDict[str, Tensor]':
+    """A LocAt-RoPE-ViT / RoPE-ViT backbone state dict (the authors' layout or this project's)
+    fitted to ``model`` (a ``LocAtRoPEViT``): :func:`convert_ropevit_state_dict`, then
+    ``gaug_base_grid`` for a GAug model when the checkpoint has none (the authors' checkpoints
+    have no position embedding to tell it: ``model``'s grid, with a warning for GAug weights).
+    Pure: neither ``state_dict`` nor ``model`` is changed; ``metadata`` is not needed."""
+    out = convert_ropevit_state_dict(state_dict)
+    add_gaug_grid(out, None, model)
+    return out
+
+
+def adapt_jumbo_state_dict(state_dict: Dict[str, Tensor], model: Any,
+                           metadata: Optional[dict] = None) -> 'OrderedDict[str, Tensor]':
+    """A LocAt-Jumbo / Jumbo backbone state dict (the authors' layout or this project's)
+    fitted to ``model`` (a ``LocAtJumbo``): :func:`convert_jumbo_state_dict`; ``pos_embed``
+    (patches only) resized from its grid (the one ``metadata['pos_embed_grid']`` records, else
+    told by the token count: :func:`~.ckpt_geometry.source_grid`) to ``model``'s, as timm
+    (bicubic, antialiased); ``gaug_base_grid`` for a GAug model when the checkpoint has none
+    (the grid of the position embedding for GAug weights). Pure.
+
+    Raises:
+        ValueError: The position embedding's grid cannot be told (a token count that is not a
+            square, and no recorded grid).
+    """
+    out = convert_jumbo_state_dict(state_dict)
+    src = None
+    if 'pos_embed' in out:
+        src = source_grid(out['pos_embed'].shape[1], (metadata or {}).get(POS_GRID_META),
+                          model.patch_resolution)
+        out['pos_embed'] = fit_pos_embed(out['pos_embed'], src, model)
+    add_gaug_grid(out, src, model)
+    return out

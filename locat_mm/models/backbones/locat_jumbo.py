@@ -1,17 +1,17 @@
 """LocAtJumbo: LocAt on Jumbo (the authors' ``locatjumbo_{tiny,base}``)."""
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn as nn
-from mmengine.logging import MMLogger
 from mmengine.model import ModuleList
 from torch import Tensor
 
 from ...layers import FFN, JumboEncoderLayer, resize_pos_embed
 from ...registry import register_everywhere
-from ..family_ckpt_convert import convert_jumbo_state_dict
-from .family_base import FamilyBackbone, norm_factory
+from ..family_ckpt_convert import adapt_jumbo_state_dict
+from .family_base import FamilyBackbone
+from .interface import check_positive_int, norm_builder
 
 
 @register_everywhere
@@ -34,8 +34,9 @@ class LocAtJumbo(FamilyBackbone):
 
     Args:
         arch, img_size, patch_size, in_channels, out_indices, out_type, final_norm, prr,
-            frozen_stages, init_cfg: See :class:`FamilyBackbone`. ``frozen_stages`` freezes
-            the shared jumbo MLP only with every block (it serves all of them).
+            gaug, frozen_stages, init_cfg, pretrained: See :class:`FamilyBackbone`.
+            ``frozen_stages`` freezes the shared jumbo MLP only with every block (it serves
+            all of them).
         drop_rate (float): Dropout after the embedding, the attention projection and in MLPs.
         drop_path_rate (float): Stochastic depth, increasing linearly to this over the blocks.
         attn_drop_rate (float): Dropout on attention weights.
@@ -48,11 +49,16 @@ class LocAtJumbo(FamilyBackbone):
         jumbo_mlp_ratio (float): Hidden width of the jumbo MLP over J * C.
         patch_final_norm (bool, optional): Build ``ln_patches`` (applied with the final norm).
             None (default): with PRR, as the authors (the patches are PRR's keys).
-        interpolate_mode (str): How the position embedding is resized.
-        gaug (bool): Gaussian-augmented attention in every block.
+        interpolate_mode (str): How the position embedding is resized (antialiased, as timm:
+            at run time for inputs of another size, and at load from a checkpoint of another
+            grid, ``adapt_jumbo_state_dict``).
         gaug_impl (str): See ``LocAtAttention``.
         with_cp (bool): Gradient checkpointing of every block.
     """
+    adapt_state_dict = staticmethod(adapt_jumbo_state_dict)
+    # The position embedding covers the patches only, resized antialiased (as timm).
+    num_pos_prefix = 0
+    pos_embed_antialias = True
 
     def __init__(self,
                  arch: Union[str, dict] = 'base',
@@ -78,20 +84,22 @@ class LocAtJumbo(FamilyBackbone):
                  prr: bool = True,
                  gaug_impl: str = 'auto',
                  with_cp: bool = False,
-                 init_cfg: Union[dict, List[dict], None] = None) -> None:
-        if num_class_tokens < 1:
-            raise ValueError(f'num_class_tokens must be >= 1, got {num_class_tokens}')
+                 init_cfg: Union[dict, List[dict], None] = None,
+                 pretrained: Optional[str] = None) -> None:
+        check_positive_int('num_class_tokens', num_class_tokens)
         norm_cfg = dict(norm_cfg or dict(type='LN', eps=1e-6))
-        jumbo_norm = norm_factory(dict(jumbo_norm_cfg or dict(type='LN', eps=1e-5)))
+        jumbo_norm = norm_builder(dict(jumbo_norm_cfg or dict(type='LN', eps=1e-5)))
         super().__init__(arch, img_size, patch_size, in_channels, out_indices, out_type,
-                         final_norm, prr, frozen_stages, num_class_tokens, norm_cfg, init_cfg)
+                         final_norm, prr, gaug,
+                         dict(drop_rate=drop_rate, drop_path_rate=drop_path_rate,
+                              attn_drop_rate=attn_drop_rate),
+                         frozen_stages, num_class_tokens, norm_cfg, init_cfg, pretrained)
         self.num_class_tokens = num_class_tokens
         self.interpolate_mode = interpolate_mode
         width = num_class_tokens * self.embed_dims
         self.cls_token = nn.Parameter(torch.zeros(1, num_class_tokens, self.embed_dims))
         num_patches = self.patch_resolution[0] * self.patch_resolution[1]
         self.pos_embed = nn.Parameter(torch.zeros(1, num_patches, self.embed_dims))
-        self._register_load_state_dict_pre_hook(self._prepare_pos_embed)
         self.drop_after_pos = nn.Dropout(p=drop_rate)
         self.jumbo_mlp = FFN(width, int(width * jumbo_mlp_ratio), ffn_drop=drop_rate)
         self.layers = ModuleList([
@@ -106,7 +114,7 @@ class LocAtJumbo(FamilyBackbone):
                 drop_path_rate=float(rate),
                 qkv_bias=qkv_bias,
                 layer_scale_init_value=layer_scale_init_value,
-                norm_layer=norm_factory(norm_cfg),
+                norm_layer=norm_builder(norm_cfg),
                 jumbo_norm_layer=jumbo_norm,
                 gaug=gaug,
                 gaug_impl=gaug_impl,
@@ -118,14 +126,14 @@ class LocAtJumbo(FamilyBackbone):
             self.ln1 = jumbo_norm(width)
             if patch_final_norm:
                 self.ln_patches = jumbo_norm(self.embed_dims)
-        if frozen_stages > 0:
-            self._freeze_stages()
+        self._finish_build()
 
     def embed(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
         """Images -> (J class tokens, patches + position embedding) and the grid."""
         x, grid = self.patch_embed(x)
         pos_embed = resize_pos_embed(self.pos_embed, self.patch_resolution, grid,
-                                     self.interpolate_mode, num_extra_tokens=0)
+                                     self.interpolate_mode, self.num_pos_prefix,
+                                     antialias=self.pos_embed_antialias)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x + pos_embed], dim=1)
         return self.drop_after_pos(x), grid
 
@@ -142,25 +150,3 @@ class LocAtJumbo(FamilyBackbone):
 
     def pool_class_tokens(self, prefix: Tensor) -> Tensor:
         return prefix.flatten(1)
-
-    @staticmethod
-    def convert_state_dict(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
-        return convert_jumbo_state_dict(state_dict)
-
-    def _prepare_pos_embed(self, state_dict: Dict[str, Tensor], prefix: str, *args,
-                           **kwargs) -> None:
-        """Load pre-hook: a position embedding of another (square) grid is resized to this
-        model's, as timm does when loading (bicubic, antialiased)."""
-        name = prefix + 'pos_embed'
-        if name not in state_dict or state_dict[name].shape == self.pos_embed.shape:
-            return
-        old = state_dict[name]
-        side = int(round(old.shape[1]**0.5))
-        if side * side != old.shape[1]:
-            raise ValueError(f'{name} has {old.shape[1]} tokens, not a square grid: cannot '
-                             f'resize it to {self.patch_resolution}')
-        MMLogger.get_current_instance().info(
-            f'Resize the pos_embed shape from {tuple(old.shape)} to '
-            f'{tuple(self.pos_embed.shape)}.')
-        state_dict[name] = resize_pos_embed(old, (side, side), self.patch_resolution,
-                                            self.interpolate_mode, num_extra_tokens=0)

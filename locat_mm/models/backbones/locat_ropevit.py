@@ -1,7 +1,7 @@
 """LocAtRoPEViT: LocAt on RoPE-ViT (the authors' ``locatvit_{tiny,base}_rope_mixed``)."""
 import math
 from functools import partial
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -11,8 +11,9 @@ from torch import Tensor
 
 from ...layers import LocAtEncoderLayer, RoPELocAtAttention
 from ...registry import register_everywhere
-from ..family_ckpt_convert import convert_ropevit_state_dict
-from .family_base import FamilyBackbone, norm_factory
+from ..family_ckpt_convert import adapt_ropevit_state_dict
+from .family_base import FamilyBackbone
+from .interface import norm_builder
 
 
 @register_everywhere
@@ -31,8 +32,9 @@ class LocAtRoPEViT(FamilyBackbone):
 
     Args:
         arch, img_size, patch_size, in_channels, out_indices, out_type, final_norm, prr,
-            frozen_stages, init_cfg: See :class:`FamilyBackbone`. ``out_type='cls_token'``
-            gives the class token (B, C); the final norm ``ln1`` covers every token.
+            gaug, frozen_stages, init_cfg, pretrained: See :class:`FamilyBackbone`.
+            ``out_type='cls_token'`` gives the class token (B, C); the final norm ``ln1``
+            covers every token.
         drop_rate (float): Dropout after the embedding, the attention projection and in MLPs.
         drop_path_rate (float): Stochastic depth, increasing linearly to this over the blocks.
         attn_drop_rate (float): Dropout on attention weights.
@@ -41,11 +43,11 @@ class LocAtRoPEViT(FamilyBackbone):
         layer_scale_init_value (float): Initial layer scale of both branches (keys
             ``attn.gamma1``, ``ffn.gamma2``).
         rope_temperature (float): Base of RoPE-Mixed's initial frequency magnitudes.
-        gaug (bool): Gaussian-augmented attention in every block.
         gaug_impl (str): See ``LocAtAttention``.
         with_cp (bool): Gradient checkpointing of every block.
     """
     EMBEDDING_KEYS = ('cls_token', 'patch_embed')
+    adapt_state_dict = staticmethod(adapt_ropevit_state_dict)
 
     def __init__(self,
                  arch: Union[str, dict] = 'base',
@@ -67,11 +69,15 @@ class LocAtRoPEViT(FamilyBackbone):
                  prr: bool = True,
                  gaug_impl: str = 'auto',
                  with_cp: bool = False,
-                 init_cfg: Union[dict, List[dict], None] = None) -> None:
+                 init_cfg: Union[dict, List[dict], None] = None,
+                 pretrained: Optional[str] = None) -> None:
         norm_cfg = dict(norm_cfg or dict(type='LN', eps=1e-6))
         super().__init__(arch, img_size, patch_size, in_channels, out_indices, out_type,
-                         final_norm, prr, frozen_stages, 1, norm_cfg, init_cfg)
-        norm_layer = norm_factory(norm_cfg)
+                         final_norm, prr, gaug,
+                         dict(drop_rate=drop_rate, drop_path_rate=drop_path_rate,
+                              attn_drop_rate=attn_drop_rate),
+                         frozen_stages, 1, norm_cfg, init_cfg, pretrained)
+        norm_layer = norm_builder(norm_cfg)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims))
         self.drop_after_pos = nn.Dropout(p=drop_rate)
         attn_layer = partial(RoPELocAtAttention, rope_temperature=rope_temperature)
@@ -95,8 +101,7 @@ class LocAtRoPEViT(FamilyBackbone):
         ])
         if final_norm:
             self.ln1 = norm_layer(self.embed_dims)
-        if frozen_stages > 0:
-            self._freeze_stages()
+        self._finish_build()
 
     def embed(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
         """Images -> (class token, patches) (B, 1 + H'*W', C) and the grid; no position
@@ -104,16 +109,6 @@ class LocAtRoPEViT(FamilyBackbone):
         x, grid = self.patch_embed(x)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         return self.drop_after_pos(x), grid
-
-    def apply_final_norm(self, x: Tensor) -> Tensor:
-        return self.ln1(x)
-
-    def pool_class_tokens(self, prefix: Tensor) -> Tensor:
-        return prefix[:, 0]
-
-    @staticmethod
-    def convert_state_dict(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
-        return convert_ropevit_state_dict(state_dict)
 
     def _init_as_reference(self) -> None:
         """The authors' (timm ``Eva``) initialisation: trunc-normal(0.02) Linear weights and

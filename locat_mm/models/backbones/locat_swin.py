@@ -1,6 +1,6 @@
 """LocAtSwin: Swin Transformer with the LocAt add-on (GAug in every window, PRR at the end)."""
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -18,13 +18,13 @@ from ..swin_ckpt_convert import adapt_swin_state_dict, describe_swin_mismatch, s
 from .interface import (ArgumentError, check_flag, check_input_channels_at_run_time,
                         check_positive_int, check_rate, given_args, merge_pretrained,
                         norm_builder, parse_out_indices, parse_size, resolve_toolbox)
-from .pretrained import adapt_in_place, init_backbone, load_backbone, record_geometry
+from .pretrained import AdaptedLoading, init_backbone, record_geometry
 from .swin_args import (ARCH_ZOO, CONVENTIONS, parse_swin_arch, stage_layer_kwargs,
                         translate_mmseg_swin)
 
 
 @register_everywhere
-class LocAtSwin(BaseModule):
+class LocAtSwin(AdaptedLoading, BaseModule):
     """Swin Transformer with LocAt (Hajimiri et al., ICLR 2026), as the authors' LocAtSwin.
 
     GAug (SPEC section 1) in every window attention, on the window's grid (7 x 7) with no
@@ -102,6 +102,10 @@ class LocAtSwin(BaseModule):
             passes ``model.pretrained`` to any backbone); it selects no interface.
     """
     arch_zoo = ARCH_ZOO
+    # Checkpoints (the authors', mmpretrain's and mmseg's Swin, own) through one adapter.
+    adapt_state_dict = staticmethod(adapt_swin_state_dict)
+    mismatched_keys = staticmethod(swin_mismatch)
+    describe_mismatch = staticmethod(describe_swin_mismatch)
     num_extra_tokens = 0
 
     def __init__(self,
@@ -283,34 +287,6 @@ class LocAtSwin(BaseModule):
                 trunc_normal_(m.relative_position_bias_table, std=.02)
         if self.use_abs_pos_embed:
             trunc_normal_(self.absolute_pos_embed, std=.02)
-
-    def load_pretrained(self,
-                        checkpoint: str,
-                        prefix: Optional[str] = None,
-                        map_location: str = 'cpu',
-                        strict: bool = True,
-                        pos_embed_grid: Optional[Sequence[int]] = None) -> None:
-        """Loads backbone weights from a checkpoint file (:func:`~.pretrained.load_backbone`
-        with :func:`~..swin_ckpt_convert.adapt_swin_state_dict`).
-
-        Args:
-            checkpoint (str): Path or URL (anything mmengine's loaders read).
-            prefix (str, optional): Where the backbone sits in the checkpoint; by default
-                ``backbone.`` when present, else the whole state dict.
-            map_location (str): Device to load tensors to.
-            strict (bool): Raise on keys that do not fit (classifier and output norms the
-                backbone lacks excused); with False they are only logged.
-            pos_embed_grid (Sequence[int], optional): Grid (H, W) of the checkpoint's absolute
-                position embedding, where neither the checkpoint nor its token count tells it.
-        """
-        load_backbone(self, checkpoint, adapt_swin_state_dict, swin_mismatch,
-                      describe_swin_mismatch, prefix, map_location, strict, pos_embed_grid)
-
-    def _adapt_state_dict(self, state_dict: Dict[str, Tensor], prefix: str,
-                          local_metadata: Optional[dict] = None, *args, **kwargs) -> None:
-        """Load pre-hook (so ``load_state_dict`` and ``load_from`` read every layout too):
-        :func:`~..swin_ckpt_convert.adapt_swin_state_dict` on this backbone's keys."""
-        adapt_in_place(self, adapt_swin_state_dict, state_dict, prefix, local_metadata)
 
     # ------------------------------------------------------------------ training state
     def _freeze_stages(self) -> None:

@@ -5,7 +5,7 @@ interfaces (mmpretrain's and mmseg's ``VisionTransformer``) onto it, and owns in
 checkpoint loading and output formatting.
 """
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -17,13 +17,12 @@ from torch import Tensor
 from ...layers import (LocAtEncoderLayer, PadPatchEmbed, PatchRepresentationRefinement,
                        resize_pos_embed, to_2tuple)
 from ...layers.blocks import UpstreamNormNames
-from ..ckpt_convert import (GAUG_GRID_KEY, adapt_vit_state_dict, describe_mismatch,
-                            mismatched_keys)
+from ..ckpt_convert import adapt_vit_state_dict, describe_mismatch, mismatched_keys
 from .interface import (ArgumentError, act_builder, check_flag, check_positive_int, check_rate,
                         given_args, merge_pretrained, norm_builder, parse_out_indices,
                         parse_size, resolve_toolbox)
-from .pretrained import (adapt_in_place, apply_gaug_grid, init_backbone, load_backbone,
-                         record_geometry)
+from .pretrained import AdaptedLoading, init_backbone, record_geometry
+from .token_outputs import TokenOutputs
 from .vit_args import ARCH_ZOO, CONVENTIONS, parse_vit_arch, translate_mmseg_vit
 
 # Keys of mmpretrain's TransformerEncoderLayer that ``layer_cfgs`` may set, and the block's own.
@@ -35,7 +34,7 @@ _PATCH_CFG_KEYS = ('in_channels', 'embed_dims', 'conv_type', 'kernel_size', 'str
                    'dilation', 'bias', 'norm_cfg', 'input_size')
 
 
-class LocAtViT(UpstreamNormNames, BaseModule):
+class LocAtViT(TokenOutputs, AdaptedLoading, UpstreamNormNames, BaseModule):
     """Locality-Attending Vision Transformer (Hajimiri et al., ICLR 2026).
 
     A plain ViT whose attention logits get a learnable per-query Gaussian bias toward
@@ -149,6 +148,11 @@ class LocAtViT(UpstreamNormNames, BaseModule):
     """
     arch_zoo = ARCH_ZOO
     OUT_TYPES = {'raw', 'cls_token', 'featmap', 'avg_featmap'}
+    EMBEDDING_KEYS = ('cls_token', 'reg_token', 'pos_embed', 'patch_embed')
+    # Checkpoints of every layout (timm, mmseg, own; hub releases) through one adapter.
+    adapt_state_dict = staticmethod(adapt_vit_state_dict)
+    mismatched_keys = staticmethod(mismatched_keys)
+    describe_mismatch = staticmethod(describe_mismatch)
 
     def __init__(self,
                  arch: Union[str, dict, None] = None,
@@ -442,37 +446,6 @@ class LocAtViT(UpstreamNormNames, BaseModule):
             if param is not None:
                 trunc_normal_(param, std=.02)
 
-    def load_pretrained(self,
-                        checkpoint: str,
-                        prefix: Optional[str] = None,
-                        map_location: str = 'cpu',
-                        strict: bool = True,
-                        pos_embed_grid: Optional[Sequence[int]] = None) -> None:
-        """Loads backbone weights from a checkpoint file (:func:`~.pretrained.load_backbone`
-        with :func:`~..ckpt_convert.adapt_vit_state_dict`).
-
-        Args:
-            checkpoint (str): Path or URL (anything mmengine's loaders read).
-            prefix (str, optional): Where the backbone sits in the checkpoint; by default
-                ``backbone.`` when present, else the whole state dict.
-            map_location (str): Device to load tensors to.
-            strict (bool): Raise on keys that do not fit (classifier and final-norm keys
-                excused); with False they are only logged.
-            pos_embed_grid (Sequence[int], optional): Grid (H, W) of the checkpoint's position
-                embedding, where neither the checkpoint nor its token count tells it.
-        """
-        load_backbone(self, checkpoint, adapt_vit_state_dict, mismatched_keys,
-                      describe_mismatch, prefix, map_location, strict, pos_embed_grid)
-
-    def _adapt_state_dict(self, state_dict: Dict[str, Tensor], prefix: str,
-                          local_metadata: Optional[dict] = None, *args, **kwargs) -> None:
-        """Load pre-hook (so ``load_state_dict`` and ``load_from`` read every layout too):
-        :func:`~..ckpt_convert.adapt_vit_state_dict` on this backbone's keys, then GAug set to
-        the grid its weights were trained on (``gaug_base_grid``)."""
-        adapted = adapt_in_place(self, adapt_vit_state_dict, state_dict, prefix, local_metadata)
-        if GAUG_GRID_KEY in adapted:
-            apply_gaug_grid(self, adapted[GAUG_GRID_KEY].tolist())
-
     def _resize_pos_embed(self, pos_embed: Tensor, src: Tuple[int, int],
                           dst: Tuple[int, int]) -> Tensor:
         return resize_pos_embed(pos_embed, src, dst, self.interpolate_mode, self.num_pos_prefix,
@@ -495,50 +468,10 @@ class LocAtViT(UpstreamNormNames, BaseModule):
         return resize_pos_embed(pos_embed, (h, w), tuple(input_shape), mode, prefix,
                                 antialias=False)
 
-    # ------------------------------------------------------------------ training state
-    def _freeze_stages(self) -> None:
-        frozen = [self.patch_embed, self.drop_after_pos, self.pre_norm]
-        frozen += list(self.layers[:self.frozen_stages])
-        if self.frozen_stages >= self.num_layers:
-            frozen += [getattr(self, name) for name in ('ln1', 'ln2') if hasattr(self, name)]
-        for param in (self.pos_embed, self.cls_token, self.reg_token):
-            if param is not None:
-                param.requires_grad = False
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'LocAtViT':
-        super().train(mode)
-        if mode and self.frozen_stages > 0:
-            self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, nn.LayerNorm):
-                    m.eval()
-        return self
-
-    def get_layer_depth(self, param_name: str, prefix: str = '') -> Tuple[int, int]:
-        """Layer-wise lr-decay depth of a parameter, as mmpretrain's ViT counts it.
-
-        Returns:
-            tuple[int, int]: depth (0 for embeddings, i + 1 for block i, ``num_layers + 1``
-            for everything else) and the number of depths, ``num_layers + 2``.
-        """
-        num_depths = self.num_layers + 2
-        if not param_name.startswith(prefix):
-            return num_depths - 1, num_depths
-        name = param_name[len(prefix):]
-        if name in ('cls_token', 'reg_token', 'pos_embed') or name.startswith('patch_embed'):
-            return 0, num_depths
-        if name.startswith('layers.'):
-            return int(name.split('.')[1]) + 1, num_depths
-        return num_depths - 1, num_depths
-
     # ------------------------------------------------------------------ forward
     def embed(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
-        """Images (B, C_in, H, W) -> tokens (B, P + H'*W', C) with position embedding.
+        """Images (B, C_in, H, W) -> tokens (B, P + H'*W', C) with position embedding, then
+        ``pre_norm``; the loop over the blocks and the outputs are :class:`TokenOutputs`'.
 
         Token order: class token, register tokens, patches (row-major).
         """
@@ -552,37 +485,4 @@ class LocAtViT(UpstreamNormNames, BaseModule):
             covered = x.shape[1] - pos_embed.shape[1]
             x = torch.cat([x[:, :covered], x[:, covered:] + pos_embed], dim=1) \
                 if covered else x + pos_embed
-        return self.drop_after_pos(x), grid
-
-    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
-        """Images (B, C_in, H, W) -> one output per ``out_indices`` entry (see ``out_type``).
-
-        With ``out_origin`` the embedding comes first; with ``output_cls_token`` every output
-        is ``[featmap, class token]``.
-        """
-        x, grid = self.embed(x)
-        x = self.pre_norm(x)
-        outs = [self._format_output(x, grid, is_last=False)] if self.out_origin else []
-        last = self.num_layers - 1
-        for i, layer in enumerate(self.layers):
-            x = layer(x, grid, self.num_extra_tokens)
-            if i == last and self.final_norm:
-                x = self.ln1(x)
-            if i in self.out_indices:
-                outs.append(self._format_output(x, grid, is_last=i == last))
-        return tuple(outs)
-
-    def _format_output(self, x: Tensor, grid: Tuple[int, int],
-                       is_last: bool) -> Union[Tensor, List[Tensor]]:
-        if self.out_type == 'raw':
-            return x
-        if self.out_type == 'featmap':
-            patches = x[:, self.num_extra_tokens:]
-            featmap = patches.transpose(1, 2).reshape(x.shape[0], -1, *grid).contiguous()
-            return [featmap, x[:, 0]] if self.output_cls_token else featmap
-        # PRR refines only the tokens pooled below (its rows are independent): the class token
-        # alone costs 1/L of refining every token.
-        cls_only = self.out_type == 'cls_token'
-        pooled = slice(0, 1) if cls_only else slice(self.num_extra_tokens, None)
-        tokens = self.prr(x, pooled) if is_last and self.with_prr else x[:, pooled]
-        return tokens[:, 0] if cls_only else self.ln2(tokens.mean(dim=1))
+        return self.pre_norm(self.drop_after_pos(x)), grid

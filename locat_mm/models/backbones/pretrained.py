@@ -1,7 +1,8 @@
-"""What LocAtViT and LocAtSwin share as toolbox glue: one initialisation order, reading a
-backbone's pretrained weights through its family's adapter (``adapt_vit_state_dict``,
-``adapt_swin_state_dict``: pure functions beside the key maps), the grids that travel with the
-weights, reporting keys that do not fit, and resolving ``out_indices``."""
+"""What every backbone (LocAtViT, LocAtSwin, LocAtRoPEViT, LocAtJumbo) shares as toolbox glue:
+one initialisation order, reading a backbone's pretrained weights through its family's adapter
+(``adapt_vit_state_dict``, ``adapt_swin_state_dict``, ``adapt_ropevit_state_dict``,
+``adapt_jumbo_state_dict``: pure functions beside the key maps), the grids that travel with the
+weights, and reporting keys that do not fit."""
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -135,14 +136,56 @@ def load_backbone(model: nn.Module, checkpoint: str, adapt: Adapter, mismatch: M
 
 def adapt_in_place(model: nn.Module, adapt: Adapter, state_dict: Dict[str, Tensor],
                    prefix: str, local_metadata: Optional[dict]) -> Dict[str, Tensor]:
-    """The body of both backbones' load pre-hooks: ``adapt`` applied to the keys under
-    ``prefix`` of the ``state_dict`` being loaded, in place; returns the adapted keys
-    (without ``prefix``)."""
+    """The body of every backbone's load pre-hook: ``adapt`` applied to the keys under
+    ``prefix`` of the ``state_dict`` being loaded, in place, then ``model``'s GAug set to the
+    grid the weights were trained on when they carry one (``gaug_base_grid``,
+    :func:`apply_gaug_grid`); returns the adapted keys (without ``prefix``)."""
     own = [key for key in state_dict if key.startswith(prefix)]
     adapted = adapt({key[len(prefix):]: state_dict.pop(key) for key in own}, model,
                     local_metadata or {})
     state_dict.update((prefix + key, value) for key, value in adapted.items())
+    if GAUG_GRID_KEY in adapted:
+        apply_gaug_grid(model, adapted[GAUG_GRID_KEY].tolist())
     return adapted
+
+
+class AdaptedLoading:
+    """Mixin of a backbone whose checkpoints are read through its family's adapter (class
+    attributes: ``adapt_state_dict``, an :data:`Adapter`; ``mismatched_keys`` and
+    ``describe_mismatch``, the key check and its message): ``load_pretrained`` and the load
+    pre-hook ``_adapt_state_dict`` (register it in ``__init__``)."""
+    adapt_state_dict: Adapter
+    mismatched_keys: Mismatch
+    describe_mismatch: Describe
+
+    def load_pretrained(self,
+                        checkpoint: str,
+                        prefix: Optional[str] = None,
+                        map_location: str = 'cpu',
+                        strict: bool = True,
+                        pos_embed_grid: Optional[Sequence[int]] = None) -> None:
+        """Loads backbone weights from a checkpoint file (:func:`load_backbone` with the
+        family's adapter).
+
+        Args:
+            checkpoint (str): Path or URL (anything mmengine's loaders read).
+            prefix (str, optional): Where the backbone sits in the checkpoint; by default
+                ``backbone.`` when present, else the whole state dict.
+            map_location (str): Device to load tensors to.
+            strict (bool): Raise on keys that do not fit (those the family excuses aside: a
+                classifier, output norms the backbone lacks); with False they are only logged.
+            pos_embed_grid (Sequence[int], optional): Grid (H, W) of the checkpoint's
+                (absolute) position embedding, where neither the checkpoint nor its token count
+                tells it.
+        """
+        load_backbone(self, checkpoint, self.adapt_state_dict, self.mismatched_keys,
+                      self.describe_mismatch, prefix, map_location, strict, pos_embed_grid)
+
+    def _adapt_state_dict(self, state_dict: Dict[str, Tensor], prefix: str,
+                          local_metadata: Optional[dict] = None, *args, **kwargs) -> None:
+        """Load pre-hook (so ``load_state_dict`` and ``load_from`` read every layout the
+        adapter reads): :func:`adapt_in_place` with the family's adapter."""
+        adapt_in_place(self, self.adapt_state_dict, state_dict, prefix, local_metadata)
 
 
 def record_geometry(model: nn.Module, gaug_grid: Optional[Tuple[int, int]]) -> None:

@@ -1,6 +1,6 @@
 """LocAtViT's arguments as data: mmpretrain's ViT arch table and each toolbox's conventions."""
 import copy
-from typing import Optional, Union
+from typing import Mapping, Optional, Union
 
 from .interface import ArgumentError, Conventions
 
@@ -27,6 +27,14 @@ ARCH_ZOO = {
         embed_dims=1536, num_layers=40, num_heads=24, feedforward_channels=6144)),
 }
 ARCH_KEYS = ('embed_dims', 'num_layers', 'num_heads', 'feedforward_channels')
+# The names of LocAtRoPEViT's and LocAtJumbo's archs (the authors' tiny, small and base, patch
+# 16, MLP ratio 4), each the ARCH_ZOO entry it means: DeiT's sizes (mmpretrain's own 's' is
+# another model).
+FAMILY_ARCH_NAMES = {
+    **dict.fromkeys(['t', 'tiny'], 'deit-tiny'),
+    **dict.fromkeys(['s', 'small'], 'deit-small'),
+    **dict.fromkeys(['b', 'base'], 'deit-base'),
+}
 
 # mmseg's VisionTransformer architecture when a config leaves it out.
 MMSEG_ARCH = dict(embed_dims=768, num_layers=12, num_heads=12, mlp_ratio=4)
@@ -45,18 +53,25 @@ CONVENTIONS = {
 }
 
 
-def parse_vit_arch(arch: Union[str, dict]) -> dict:
+def parse_vit_arch(arch: Union[str, dict], names: Optional[Mapping[str, str]] = None) -> dict:
     """An mmpretrain ``arch`` (a name of :data:`ARCH_ZOO` or a dict with
     :data:`ARCH_KEYS`) as a dict of those keys.
+
+    Args:
+        arch (str | dict): The name (any case) or the dict.
+        names (Mapping[str, str], optional): The names accepted, each mapped to the ARCH_ZOO
+            entry it means (e.g. :data:`FAMILY_ARCH_NAMES`); default ARCH_ZOO's own.
 
     Raises:
         ArgumentError: An unknown name, or a dict without every key (mmpretrain asserts).
     """
     if isinstance(arch, str):
-        if arch.lower() not in ARCH_ZOO:
-            raise ArgumentError(f'Arch {arch!r} is not in default archs {sorted(ARCH_ZOO)}: '
-                                'choose one, or pass a dict with ' + ', '.join(ARCH_KEYS))
-        return copy.deepcopy(ARCH_ZOO[arch.lower()])
+        entry = (names or {name: name for name in ARCH_ZOO}).get(arch.lower())
+        if entry is None:
+            raise ArgumentError(
+                f'Arch {arch!r} is not in default archs {sorted(names or ARCH_ZOO)}: choose '
+                'one, or pass a dict with ' + ', '.join(ARCH_KEYS))
+        return copy.deepcopy(ARCH_ZOO[entry])
     if not isinstance(arch, dict) or not set(ARCH_KEYS) <= set(arch):
         raise ArgumentError(f'Custom arch needs a dict with keys {list(ARCH_KEYS)}, got {arch!r}')
     return dict(arch)

@@ -43,11 +43,14 @@ def hand_count(size, gaug: bool, prr: bool) -> dict:
     count['layer_norm'] += 5 * tokens * D  # final norm
     count['patch_embed'] = BATCH * H * W * (3 * PATCH * PATCH) * D
     count['prr'] = 2 * BATCH * heads * 1 * L * c if prr else 0
-    # The position-embedding grid resized (always, identity included) as rows @ grid @ cols^T:
-    # (H, H0) @ (1, D, H0, W0) then (1, D, H, W0) @ (W0, W). mmengine's matmul handle counts
-    # a broadcast product as prod(first shape) * last dim: the first is counted H * H0 * W0,
-    # not D times that (an undercount of 0.3% of the total here, mmengine's).
-    count['pos_embed_resize'] = H * H0 * W0 + D * H * W0 * W
+    # The position-embedding grid (one, of D channels) resized, always, identity included, as
+    # rows @ grid @ cols^T by locat_mm.ops.resize: two 2-d products with the channels folded
+    # into the columns (so that torch.export sees fixed folds), (H, H0) @ (H0, W0 * D) then
+    # (W, W0) @ (W0, H * D). 2-d operands, so mmengine's matmul handle (prod(first shape) *
+    # last dim) counts every multiply-add: D * H * H0 * W0 + D * W * W0 * H. (The earlier
+    # 4-d broadcast product (H, H0) @ (1, D, H0, W0) was counted only H * H0 * W0, D times too
+    # few, by that same rule.)
+    count['pos_embed_resize'] = D * H * H0 * W0 + D * H * W0 * W
     return count
 
 
@@ -65,6 +68,7 @@ def test_complexity_info_is_the_hand_count(size, gaug, prr):
         ('scaled_dot_product_attention', 'gaug_attention')
     assert by_op.get(layers_op, 0) == want['attention']
     assert by_op.get(prr_op, 0) == want['prr']
+    assert by_op.get('matmul', 0) == want['pos_embed_resize']  # the resize's products only
 
 
 def test_operator_counts_as_the_dense_formula():

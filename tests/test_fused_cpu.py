@@ -51,37 +51,60 @@ def outputs_and_grads(run, leaves, gaug: GaussianAugmentation, upstream: torch.T
 
 
 def sdpa_calls(monkeypatch) -> list:
-    """Counts the ATen path's masked scaled-dot-product calls (one per chunk of rows)."""
+    """Records the ATen path's masked scaled-dot-product calls (one per chunk of scores): the
+    (images, heads, query rows) of each chunk's queries."""
     calls, sdpa = [], attention.F.scaled_dot_product_attention
 
     def spy(*args, **kwargs):
-        calls.append(1)
+        calls.append(tuple(args[0].shape[:3]))
         return sdpa(*args, **kwargs)
 
     monkeypatch.setattr(attention.F, 'scaled_dot_product_attention', spy)
     return calls
 
 
-# Chunks of (rows x keys x batch x heads) elements; rows per chunk = chunk // (B * heads * L):
-# all rows at once, 4 rows (last chunk 3), 5 rows (last chunk 1), one row at a time.
-@pytest.mark.parametrize('grid,prefix,chunk,chunks', [
-    ((6, 9), 1, 1 << 20, 1), ((5, 7), 0, 4 * 140, 9), ((4, 6), 2, 5 * 104, 6),
-    ((8, 11), 1, 1 * 356, 89)])
-def test_aten_path_matches_spec(monkeypatch, grid, prefix, chunk, chunks):
+# The ATen forward's chunks by the rule of ``factored._chunks``: a budget of
+# max(chunk, ceil(B * heads * L * L / _MAX_CHUNKS)) scores per chunk (_MAX_CHUNKS = 64); whole
+# images while heads * L * L fits it (budget // (heads * L * L) images a chunk), else whole heads
+# of one image while L * L fits (budget // (L * L) heads a chunk), else blocks of budget // L rows
+# of one head. Each chunk below is (images, heads, query rows); L = prefix + H * W.
+CHUNK_CASES = {
+    # L = 55: all 2 * 2 * 55^2 = 12100 scores fit 2^20: one chunk, the whole batch.
+    'all_at_once': ((6, 9), 1, 2, 2, 1 << 20, [(2, 2, 55)]),
+    # L = 35, one image 2 * 35^2 = 2450, budget 4900 (>= 7350 / 64): 2 images a chunk, the
+    # last chunk the third image alone.
+    'images': ((5, 7), 0, 3, 2, 4900, [(2, 2, 35), (1, 2, 35)]),
+    # L = 26, one head 676, one image 3 * 676 = 2028 > budget 1352 (>= 4056 / 64): 2 heads a
+    # chunk, then the third head alone, per image.
+    'heads': ((4, 6), 2, 2, 3, 1352, [(1, 2, 26), (1, 1, 26)] * 2),
+    # L = 29, one head 841 > budget 87 (>= ceil(3364 / 64) = 53): blocks of 87 // 29 = 3 rows,
+    # ten per head (the last 2 rows); the first block is prefix rows alone, the second
+    # straddles the prefix and the patches (P = 5).
+    'rows': ((3, 8), 5, 2, 2, 87, ([(1, 1, 3)] * 9 + [(1, 1, 2)]) * 4),
+    # L = 89, chunk 356 (4 rows) below ceil(31684 / 64) = 496: the budget is raised to 496,
+    # blocks of 496 // 89 = 5 rows, 18 per head (the last 4 rows), 72 chunks and not 92.
+    'rows_raised_to_max_chunks': ((8, 11), 1, 2, 2, 356, ([(1, 1, 5)] * 17 + [(1, 1, 4)]) * 4),
+}
+
+
+@pytest.mark.parametrize('grid,prefix,batch,heads,chunk,chunks', list(CHUNK_CASES.values()),
+                         ids=list(CHUNK_CASES))
+def test_aten_path_matches_spec(monkeypatch, grid, prefix, batch, heads, chunk, chunks):
     """The ATen path (no compiled passes), chunked forward and backward, equals SPEC's formula
     in float64 (tests/spec_reference.py), values and every gradient."""
+    assert attention._MAX_CHUNKS == 64, 'the expected chunks above were derived for 64'
     monkeypatch.setattr(operator, 'fused_cpu_ops', lambda *tensors: None)
     monkeypatch.setattr(attention, '_CHUNK_ELEMENTS', chunk)
     monkeypatch.setattr(attention, '_FORWARD_CHUNK_ELEMENTS', chunk)
     gaug = spread_gaug(grid[1] + prefix)
     length = prefix + grid[0] * grid[1]
-    q, k, v = (torch.randn(2, 2, length, 16, requires_grad=True) for _ in range(3))
-    upstream = torch.randn(2, 2, length, 16)
+    q, k, v = (torch.randn(batch, heads, length, 16, requires_grad=True) for _ in range(3))
+    upstream = torch.randn(batch, heads, length, 16)
     calls = sdpa_calls(monkeypatch)
     got = outputs_and_grads(
         lambda: gaug_attention(q, k, v, *gaug(q, grid, prefix), grid, prefix, gaug.eps,
                                gaug.dist_floor), (q, k, v), gaug, upstream)
-    assert len(calls) == chunks  # the forward ran in that many chunks
+    assert calls == chunks  # the forward ran in exactly these chunks
     want = outputs_and_grads(lambda: spec_attention(q, k, v, gaug, grid, prefix), (q, k, v),
                              gaug, upstream)
     names = ['output', 'q', 'k', 'v'] + [f'gaug.{n}' for n, _ in gaug.named_parameters()]

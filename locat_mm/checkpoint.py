@@ -455,10 +455,15 @@ def describe_fit(fit: ModelFit, examples: int = 3) -> str:
 def state_dict_of(checkpoint: Mapping[str, Any],
                   revise_keys: Iterable[Tuple[str, str]] = ((r'^module\.', ''), )) -> dict:
     """The state dict mmengine loads from a checkpoint object: ``state_dict`` when present,
-    keys revised as ``load_checkpoint``'s ``revise_keys`` (by default ``module.`` stripped)."""
+    keys revised as ``load_checkpoint``'s ``revise_keys`` (by default ``module.`` stripped).
+    Its ``_metadata`` is kept, as mmengine keeps it: the modules' load hooks read it (e.g. a hub
+    release's architecture, which a backbone checks before anything else)."""
     state = checkpoint.get('state_dict', checkpoint)
+    metadata = getattr(state, '_metadata', None)
     for pattern, repl in revise_keys:
         state = OrderedDict((re.sub(pattern, repl, key), value) for key, value in state.items())
+    if metadata is not None:
+        state._metadata = metadata
     return state
 
 

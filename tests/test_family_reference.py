@@ -166,8 +166,10 @@ def test_plain_twin_is_the_authors_plain_layout(family):
     torch.save({'model': plain}, path)
     model = _pretrained(name, fixture, path, gaug=False, prr=False)
     assert not hasattr(model, 'ln_patches') and not model.with_prr
-    with pytest.raises(KeyError, match='gaug'):
+    with pytest.raises(KeyError, match='gaug') as error:
         _pretrained(name, fixture, path)
+    # The message names the family, which the keys alone do not tell.
+    assert f'this {FAMILIES[name][1].__name__}, by its keys a LocAtViT' in str(error.value)
 
 
 @pytest.mark.parametrize('cls', [LocAtRoPEViT, LocAtJumbo])

@@ -158,9 +158,14 @@ class FamilyBackbone(TokenOutputs, AdaptedLoading, BaseModule):
         # No upstream class to follow after init_cfg entries: nothing added to them.
         init_backbone(self, self._init_as_reference, lambda: None, self.load_pretrained)
 
-    def describe_mismatch(self, missing: list, unexpected: list, source: str) -> str:
-        return describe_mismatch(missing, unexpected, source).replace(
-            'this LocAtViT', f'this {type(self).__name__}')
+    def describe_mismatch(self, missing: list, unexpected: list, source: str, limit: int = 12,
+                          shapes: Optional[dict] = None, target: Optional[str] = None) -> str:
+        """ViT's message (:func:`~..ckpt_convert.describe_mismatch`, same arguments) naming
+        this family: ``target`` (the backbone as its keys read, e.g. ``'a LocAtViT of width
+        192, depth 12'``) follows the family's name, which the keys alone do not tell."""
+        name = f'this {type(self).__name__}'
+        return describe_mismatch(missing, unexpected, source, limit, shapes,
+                                 f'{name}, by its keys {target}' if target else name)
 
     @classmethod
     def mismatched_keys(cls, model_keys: Iterable[str],

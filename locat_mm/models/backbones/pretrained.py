@@ -139,8 +139,12 @@ def adapt_in_place(model: nn.Module, adapt: Adapter, state_dict: Dict[str, Tenso
     """The body of every backbone's load pre-hook: ``adapt`` applied to the keys under
     ``prefix`` of the ``state_dict`` being loaded, in place, then ``model``'s GAug set to the
     grid the weights were trained on when they carry one (``gaug_base_grid``,
-    :func:`apply_gaug_grid`); returns the adapted keys (without ``prefix``)."""
+    :func:`apply_gaug_grid`); returns the adapted keys (without ``prefix``). With no key
+    under ``prefix`` (e.g. another model's checkpoint) nothing is adapted or added: the
+    adapter's ``gaug_base_grid`` would otherwise count as a key the checkpoint fits."""
     own = [key for key in state_dict if key.startswith(prefix)]
+    if not own:
+        return {}
     adapted = adapt({key[len(prefix):]: state_dict.pop(key) for key in own}, model,
                     local_metadata or {})
     state_dict.update((prefix + key, value) for key, value in adapted.items())

@@ -5,13 +5,15 @@ Tiny models built for 224 px with spread GAug weights (and RoPE frequencies, pos
 embedding) so that every part matters, run at 224 x 224 and at 320 x 480 (grid 20 x 30: RoPE
 angles for the new grid, Jumbo's position embedding resized).
 """
-import io
 
 import pytest
 import torch
 from mmengine.analysis import FlopAnalyzer
 
-from test_export import SIZES, images
+# The export tests of LocAtViT, collected here again: they run on this module's `model`
+# fixture (each family).
+from test_export import (SIZES, images, test_jit_trace_save_load,  # noqa: F401
+                         test_onnx_matches_eager)
 
 from locat_mm.engine.flops import ATTENTION_OPS
 from locat_mm.models import LocAtJumbo, LocAtRoPEViT
@@ -95,37 +97,6 @@ def test_compiled_training_step_has_no_graph_break(model):
         model.zero_grad()
         model.eval()
         torch._dynamo.reset()
-
-
-def test_jit_trace_save_load(model):
-    x = images(SIZES[1])
-    with torch.no_grad():
-        traced = torch.jit.trace(model, (x, ), check_trace=False)
-    assert 'locat::gaug_attention' in str(traced.inlined_graph)
-    buffer = io.BytesIO()
-    torch.jit.save(traced, buffer)
-    buffer.seek(0)
-    loaded = torch.jit.load(buffer)
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(x)[0], model(x)[0], rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize('dynamo', [True, False], ids=['dynamo', 'legacy'])
-@pytest.mark.parametrize('size', SIZES, ids=['224x224', '320x480'])
-def test_onnx_matches_eager(model, tmp_path, dynamo, size):
-    ort = pytest.importorskip('onnxruntime')
-    pytest.importorskip('onnx')
-    if dynamo:
-        pytest.importorskip('onnxscript')
-    x = images(size)
-    path = str(tmp_path / 'model.onnx')
-    torch.onnx.export(model, (x, ), path, dynamo=dynamo, opset_version=17,
-                      input_names=['x'], output_names=['featmap'])
-    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
-    (got, ) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
-    with torch.no_grad():
-        want = model(x)[0].numpy()
-    assert abs(got - want).max() <= 1e-4
 
 
 @pytest.mark.parametrize('size', [(64, 64), (64, 96)])

@@ -2,7 +2,6 @@
 not fit, by module; partial loading is an explicit choice (issue 17, probes 2 and 3)."""
 import json
 import re
-import os.path as osp
 import struct
 
 import pytest

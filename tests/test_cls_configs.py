@@ -1,12 +1,11 @@
 """The classification configs build, and their schedule follows the paper's recipe."""
-import os.path as osp
 from typing import Optional
 
 import pytest
 import torch
 from mmengine.config import Config
 
-from conftest import REPO
+from conftest import project_config
 
 VARIANTS = {'t': (192, 0.1), 's': (384, 0.2), 'b': (768, 0.4)}
 # The arch names the configs use ('s' alone is mmpretrain's 768-wide ViT, not the paper's S).
@@ -17,7 +16,7 @@ TINY_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=
 
 
 def load_config(name: str) -> Config:
-    return Config.fromfile(osp.join(REPO, 'configs', f'{name}.py'))
+    return project_config(f'configs/{name}.py')
 
 
 def weight_decay_by_name(model, wrapper) -> dict:

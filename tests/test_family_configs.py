@@ -3,19 +3,17 @@ position embedding, RoPE-ViT, Jumbo. Each builds (model, pipelines, optimizer wr
 follows its recipe; an mmseg Swin config runs with only its backbone type changed; a LocAtSwin
 classifier, a LocAtSwin UperNet, a LocAtRoPEViT and a LocAtJumbo classifier train a few
 iterations on the synthetic data."""
-import copy
 import glob
 import os.path as osp
-from functools import lru_cache
 
-import mmengine.config.utils
+import mmseg
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
-from conftest import REPO
+from conftest import REPO, project_config
 from test_cls_configs import tiny_classifier_cfg, weight_decay_by_name
 from test_seg_configs import _CHECKED_DATASET_CFGS, data_roots  # noqa: F401  (fixture)
 
@@ -37,28 +35,15 @@ NEW_CLS = [f'{m}{f}_{a}_in1k' for f in NEW_FAMILIES for m in ('locat_', '') for 
 NEW_SEG = [f'{m}{f}_{a}_linear_{d}' for f in NEW_FAMILIES for m in ('locat_', '') for a in 'tb'
            for d in DATASETS]
 MMSEG_SWIN = osp.join(
-    osp.dirname(mmengine.config.utils.__file__), '..', '..', 'mmseg', '.mim', 'configs', 'swin',
+    osp.dirname(mmseg.__file__), '.mim', 'configs', 'swin',
     'swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py')
 # A LocAtSwin small enough for training steps on 2 CPU cores: two blocks per stage (plain
 # and shifted windows), head width 8, 4 x 4 windows.
 TINY_SWIN = dict(embed_dims=16, depths=[2, 2, 2, 2], num_heads=[2, 2, 4, 4])
 
 
-@pytest.fixture(autouse=True, scope='module')
-def parse_mmseg_metafiles_once():
-    """mmengine parses every metafile of a toolbox for each ``mmseg::``/``mmpretrain::`` base."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(mmengine.config.utils, 'load', lru_cache()(mmengine.config.utils.load))
-        yield
-
-
-@lru_cache(maxsize=None)
-def _load(name: str) -> Config:
-    return Config.fromfile(osp.join(REPO, 'configs', f'{name}.py'))
-
-
 def load(name: str) -> Config:
-    return copy.deepcopy(_load(name))
+    return project_config(f'configs/{name}.py')
 
 
 def test_every_config_has_its_twin():

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import project_config
 from demo_helpers import DEMO_CONFIG, REPO, load_tool, make_tiny_data, tiny_run_options
 
 from locat_mm.checkpoint import load_checkpoint
@@ -85,18 +86,17 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tmp_path):
     assert diff == 0, f'resumed run differs from the uninterrupted one by up to {diff}'
 
 
-@pytest.mark.slow  # reads every config with its bases (~1 s each on the 2-core machine)
+@pytest.mark.slow  # reads every config with its bases (once per session: conftest)
 def test_every_config_has_the_hook():
     """Every config of this project, through its bases, stores RNG states in checkpoints."""
     import glob
-    from mmengine.config import Config
     configs = sorted(path for path in glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
                                                 recursive=True)
                      if '_base_' not in path.split(osp.sep))
     assert len(configs) > 50
     missing = [
         osp.basename(path) for path in configs
-        if not any(h.get('type') == 'RNGStateHook' for h in Config.fromfile(path).get(
+        if not any(h.get('type') == 'RNGStateHook' for h in project_config(path).get(
             'custom_hooks', []))
     ]
     assert not missing, f'configs without RNGStateHook: {missing}'

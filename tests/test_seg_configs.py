@@ -1,20 +1,18 @@
 """Every segmentation config: recipe values, model, optimizer, data pipelines on a tiny copy."""
-import copy
 import glob
 import os
 import os.path as osp
 import re
-from functools import lru_cache
 
 import mmcv
-import mmengine.config.utils
 import numpy as np
 import pytest
 import torch
-from mmengine import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
+
+from conftest import project_config
 
 import locat_mm  # noqa: F401  (registers LocAtViT, LinearSegHead and the constructor)
 from locat_mm import LocAtViT
@@ -38,25 +36,6 @@ def mmseg_scope():
     init_default_scope('mmseg')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def parse_mmseg_metafiles_once():
-    """For every ``mmseg::`` base, mmengine parses all 150-odd metafiles of mmseg's model zoo
-    (about 0.4 s each time); they do not change while the tests run."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(mmengine.config.utils, 'load', lru_cache()(mmengine.config.utils.load))
-        yield
-
-
-@lru_cache(maxsize=None)
-def _load(path: str) -> Config:
-    return Config.fromfile(osp.join(REPO, path))
-
-
-def load(path: str) -> Config:
-    """The config at ``path`` (a deep copy: tests edit it)."""
-    return copy.deepcopy(_load(path))
-
-
 def parse_name(path: str):
     """``configs/{locat_vit,vit}_{arch}_{protocol}_{dataset}.py`` -> its four parts."""
     return GRID_NAME.fullmatch(osp.basename(path)).groups()
@@ -72,7 +51,7 @@ def test_every_row_has_both_models():
 @pytest.mark.parametrize('path', SEG_CONFIGS)
 def test_recipe(path):
     family, arch, protocol, dataset = parse_name(path)
-    cfg = load(path)
+    cfg = project_config(path)
     assert cfg.custom_imports == dict(imports=['locat_mm'], allow_failed_imports=False)
     backbone = cfg.model.backbone
     assert backbone.type == 'LocAtViT' and backbone.arch == ARCH_NAMES[arch]
@@ -121,7 +100,7 @@ def test_model_builds_and_widths_fit(path):
     """The configured model, built on the meta device (no memory, no init), runs end to end:
     every head's in_channels fits the arch and the classifier has the dataset's classes."""
     _, arch, protocol, dataset = parse_name(path)
-    cfg = load(path)
+    cfg = project_config(path)
     cfg.model.backbone.init_cfg = None
     with torch.device('meta'):
         model = MODELS.build(cfg.model).eval()
@@ -136,7 +115,7 @@ def test_pretrained_backbone_loads(arch, tmp_path):
     """One config per arch loads its backbone through init_cfg (Pretrained): the LocAtViT
     protocol from a LocAtViT checkpoint, the plain-ViT baseline from a plain one."""
     family = 'vit' if arch == 's' else 'locat_vit'  # both checkpoint kinds exercised
-    cfg = load(f'configs/{family}_{arch}_linear_pc59.py')
+    cfg = project_config(f'configs/{family}_{arch}_linear_pc59.py')
     source = LocAtViT(arch=ARCH_NAMES[arch], gaug=family == 'locat_vit')
     ckpt = str(tmp_path / 'backbone.pth')
     torch.save({'state_dict': source.state_dict()}, ckpt)
@@ -152,7 +131,7 @@ def test_pretrained_backbone_loads(arch, tmp_path):
 # ---------------------------------------------------------------- training step, optimizer
 def tiny_segmentor(path: str) -> torch.nn.Module:
     """The config's model with its LocAtViT-T backbone cut to 12 narrow blocks."""
-    cfg = load(path)
+    cfg = project_config(path)
     cfg.model.backbone.init_cfg = None
     cfg.model.backbone.arch = dict(
         embed_dims=192, num_layers=12, num_heads=3, feedforward_channels=32)
@@ -191,7 +170,7 @@ def test_linear_forward_loss_trains_only_the_probe():
 
 
 def test_upernet_optimizer_has_layer_decay():
-    cfg = load('configs/locat_vit_t_upernet_ade20k.py')
+    cfg = project_config('configs/locat_vit_t_upernet_ade20k.py')
     wrapper = build_optim_wrapper(tiny_segmentor('configs/locat_vit_t_upernet_ade20k.py'),
                                   cfg.optim_wrapper)
     groups = {g['param_name']: g for g in wrapper.optimizer.param_groups}
@@ -252,7 +231,7 @@ _CHECKED_DATASET_CFGS = set()
 @pytest.mark.parametrize('path', SEG_CONFIGS)
 def test_data_pipelines(path, data_roots):
     _, _, _, dataset = parse_name(path)
-    cfg = load(path)
+    cfg = project_config(path)
     num_classes = DATASETS_BY_NAME[dataset]
     for split in ('train', 'val', 'test'):
         dataset_cfg = cfg[f'{split}_dataloader'].dataset

@@ -6,6 +6,11 @@ shipped and with the type swapped (GAug and PRR on, LocAtViT's defaults), withou
 checkpoint; the swapped backbone has exactly upstream's parameters plus GAug's, and
 ``extract_feat`` on a small image gives outputs of the same structure and shapes.
 
+Time: configs that differ only in data, schedule or head (63 build 40 distinct backbone and
+neck pairs) are built once, under the first config's name; the others are skipped naming it.
+The checks are of structure, so ``nn.Linear`` layers are zero-filled at construction instead
+of drawing their default random init (two thirds of a ViT-L build).
+
 Memory: models up to ViT-L are built (1.2 GB of weights each); one is alive at a time and each
 test's are collected before the next (``free_models``), so the file peaks near the largest
 pair's build, not the sum of 60 (README, "Tests").
@@ -14,9 +19,10 @@ import copy
 import gc
 import glob
 import importlib
+import json
 import os.path as osp
 import re
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import pytest
 import torch
@@ -58,6 +64,31 @@ def candidate_configs() -> List[Tuple[str, str]]:
 
 
 @pytest.fixture(autouse=True)
+def zero_filled_linears(monkeypatch):
+    def zero_fill(self: torch.nn.Linear) -> None:
+        with torch.no_grad():
+            self.weight.zero_()
+            if self.bias is not None:
+                self.bias.zero_()
+
+    monkeypatch.setattr(torch.nn.Linear, 'reset_parameters', zero_fill)
+
+
+# (toolbox, model type, backbone, neck) -> the first config that built it.
+FIRST_BUILT: Dict[str, str] = {}
+
+
+def build_signature(toolbox: str, model) -> str:
+    """What the type swap depends on: the model class and its backbone and neck arguments
+    (the weights to load are not loaded here)."""
+    backbone = {k: v for k, v in model.backbone.to_dict().items()
+                if k not in ('init_cfg', 'pretrained')}
+    neck = model.get('neck')
+    neck = neck.to_dict() if hasattr(neck, 'to_dict') else neck
+    return json.dumps([toolbox, model.type, backbone, neck], sort_keys=True, default=repr)
+
+
+@pytest.fixture(autouse=True)
 def free_models():
     """Collects each test's models (mmengine modules can hold reference cycles) before the
     conftest returns the freed heap to the system."""
@@ -84,6 +115,9 @@ def test_type_swap_builds_and_runs(toolbox, config):
         pytest.skip('backbone is not a VisionTransformer')
     if str(backbone.get('arch', '')).lower() in LEFT_OUT_ARCHS:
         pytest.skip('huge and giant sizes are left out for time')
+    first = FIRST_BUILT.setdefault(build_signature(toolbox, cfg.model), config)
+    if first != config:
+        pytest.skip(f'same model type, backbone and neck as {first}')
     init_default_scope(toolbox)  # as the toolbox's Runner does
     registry = importlib.import_module(f'{toolbox}.registry').MODELS
     x = torch.randn(*SMALL_INPUT)

@@ -132,15 +132,29 @@ def pytest_sessionfinish(session, exitstatus):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def pytest_collection_finish(session):
-    """Moves the objects alive after collection (every imported module: torch, the toolboxes)
-    into the collector's permanent generation.
+def freeze_survivors() -> None:
+    """Moves every object alive now into the garbage collector's permanent generation.
 
     mmengine's ``BaseDataset`` runs a full ``gc.collect()`` each time a dataset is built, and
-    several tests collect after dropping large models; with a million long-lived objects from
-    the imports each full collection took 0.2-0.7 s. Frozen objects are not scanned (nor freed:
-    they live for the session anyway), so a collection only walks what the tests created.
+    several tests collect after dropping large models; with the million long-lived objects of
+    the imported modules (torch, the toolboxes) and of module-level caches each full collection
+    took 0.2-0.7 s. Frozen objects are not scanned, so a collection walks only what the running
+    test file created. They are still freed by reference counting; only a reference cycle
+    among them that becomes garbage later would stay. What survives a test file is
+    session-wide state (module-level caches, session fixtures), and the session's peak memory
+    check below would show a leak.
     """
     import gc
     gc.collect()
     gc.freeze()
+
+
+def pytest_collection_finish(session):
+    freeze_survivors()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield  # the test's fixtures, and its module's at the file's last test, are finalised
+    if nextitem is None or getattr(nextitem, 'module', None) is not getattr(item, 'module', None):
+        freeze_survivors()

@@ -156,5 +156,6 @@ def pytest_collection_finish(session):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item, nextitem):
     yield  # the test's fixtures, and its module's at the file's last test, are finalised
-    if nextitem is None or getattr(nextitem, 'module', None) is not getattr(item, 'module', None):
+    module = getattr(item, 'module', None)
+    if nextitem is None or getattr(nextitem, 'module', None) is not module:
         freeze_survivors()

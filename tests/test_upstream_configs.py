@@ -12,7 +12,7 @@ The checks are of structure, so ``nn.Linear`` layers are zero-filled at construc
 of drawing their default random init (two thirds of a ViT-L build).
 
 Memory: models up to ViT-L are built (1.2 GB of weights each); one is alive at a time and each
-test's are collected before the next (``free_models``), so the file peaks near the largest
+test's are collected before the next (conftest), so the file peaks near the largest
 pair's build, not the sum of 60 (README, "Tests").
 """
 import copy
@@ -86,14 +86,6 @@ def build_signature(toolbox: str, model) -> str:
     neck = model.get('neck')
     neck = neck.to_dict() if hasattr(neck, 'to_dict') else neck
     return json.dumps([toolbox, model.type, backbone, neck], sort_keys=True, default=repr)
-
-
-@pytest.fixture(autouse=True)
-def free_models():
-    """Collects each test's models (mmengine modules can hold reference cycles) before the
-    conftest returns the freed heap to the system."""
-    yield
-    gc.collect()
 
 
 def count(module: torch.nn.Module) -> int:

@@ -5,18 +5,5 @@ _base_ = ['./locat_vit_t_linear_cocostuff164k.py']
 # ImageNet-1k weights of LocAt-RoPE-ViT-T: this project's classifier
 # (configs/locat_ropevit_t_in1k.py) or the authors' (timm layout). Point this at your copy.
 pretrained = 'checkpoints/locat_ropevit_t_in1k.pth'
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='LocAtRoPEViT',
-        arch='t',
-        # The grid the weights and GAug were built for; larger inputs run as they are.
-        img_size=224,
-        patch_size=16,
-        out_type='featmap',
-        final_norm=False,
-        out_indices=(11, ),
-        # All 12 blocks and the embeddings frozen (and kept in eval mode): only the probe
-        # trains.
-        frozen_stages=12,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
+# The family's own arguments keep their defaults; the rest is the LocAtViT probe's.
+model = dict(backbone=dict(type='LocAtRoPEViT', init_cfg=dict(checkpoint=pretrained)))

@@ -12,12 +12,12 @@ from mmengine.analysis import FlopAnalyzer
 
 # The export tests of LocAtViT, collected here again: they run on this module's `model`
 # fixture (each family).
-from test_export import (SIZES, images, test_jit_trace_save_load,  # noqa: F401
-                         test_onnx_matches_eager)
+from test_export import (SIZES, images, test_gaug_matters_here,  # noqa: F401
+                         test_jit_trace_save_load, test_onnx_matches_eager,
+                         test_torch_export_dynamic_shapes)
 
 from locat_mm.engine.flops import ATTENTION_OPS
 from locat_mm.models import LocAtJumbo, LocAtRoPEViT
-from locat_mm.ops import DECOMPOSITIONS
 
 ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 FAMILIES = {'rope': LocAtRoPEViT, 'jumbo': LocAtJumbo}
@@ -39,38 +39,6 @@ def build(name: str, **kwargs) -> torch.nn.Module:
 @pytest.fixture(scope='module', params=sorted(FAMILIES))
 def model(request) -> torch.nn.Module:
     return build(request.param)
-
-
-def test_gaug_matters_here(model):
-    """Guards the tests below: without GAug the outputs differ far beyond their tolerances."""
-    x = images(SIZES[1])
-    with torch.no_grad():
-        want = model(x)[0]
-        saved = [layer.attn.gaug for layer in model.layers]
-        for layer in model.layers:
-            layer.attn.gaug = None
-        try:
-            plain = model(x)[0]
-        finally:
-            for layer, gaug in zip(model.layers, saved):
-                layer.attn.gaug = gaug
-    assert (plain - want).abs().max() > 1e-2
-
-
-def test_torch_export_dynamic_shapes(model):
-    h, w = torch.export.Dim('h', min=2, max=64), torch.export.Dim('w', min=2, max=64)
-    program = torch.export.export(
-        model, (images(SIZES[0]), ), dynamic_shapes={'x': {2: 16 * h, 3: 16 * w}})
-    targets = [str(n.target) for n in program.graph.nodes if n.op == 'call_function']
-    assert targets.count('locat.gaug_attention.default') == 2
-    decomposed = program.run_decompositions(DECOMPOSITIONS)
-    assert not any('locat' in str(n.target) for n in decomposed.graph.nodes)
-    for size in SIZES:
-        x = images(size)
-        with torch.no_grad():
-            want = model(x)[0]
-            for exported in (program, decomposed):
-                torch.testing.assert_close(exported.module()(x)[0], want, rtol=1e-5, atol=1e-5)
 
 
 def test_compiled_training_step_has_no_graph_break(model):

@@ -26,10 +26,11 @@ model = dict(
         img_size=224,
         patch_size=16,
         # Dense features (B, C, H/16, W/16), taken before the final norm (SPEC section 3).
-        # PRR only acts on pooled (classification) outputs, so it plays no part here.
+        # PRR only acts on pooled (classification) outputs, so it plays no part here. The
+        # class token (with_cls_token's default) is in the blocks, not in the output; left
+        # unset so that the families' configs (no such argument) inherit this backbone.
         out_type='featmap',
         final_norm=False,
-        with_cls_token=True,
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/locat_vit_b_in1k.pth')),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

@@ -1,5 +1,7 @@
 """The compiled CPU passes of the factored attention, and the ATen path that stands in for them."""
 import importlib
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -10,6 +12,7 @@ from locat_mm.layers import GaussianAugmentation
 from locat_mm.ops import gaug_attention
 from locat_mm.ops.cpu import extension_name, fused_cpu_ops
 
+from conftest import REPO
 from spec_reference import spec_attention
 from test_fast_path import assert_all_close
 
@@ -134,3 +137,18 @@ def test_blocked_forward_matches_spec(monkeypatch, block_rows, grid, prefix):
                              gaug, upstream)
     names = ['output', 'qkv'] + [f'gaug.{n}' for n, _ in gaug.named_parameters()]
     assert_all_close(names, got, want)
+
+
+def test_build_tool_builds_the_packages_extension_with_torch_alone():
+    """``tools/build_kernels.py`` (``make env`` runs it beside pip, before the toolboxes are
+    installed) prints the extension the package loads, importing neither locat_mm nor a
+    toolbox."""
+    code = (
+        'import sys; sys.path.insert(0, "tools"); import build_kernels; '
+        'status = build_kernels.main(); '
+        'print(sorted(m for m in sys.modules if m.split(".")[0] in '
+        '("locat_mm", "mmengine", "mmcv", "mmseg", "mmpretrain"))); sys.exit(status)')
+    result = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [extension_name(), '[]'], result.stdout

@@ -41,6 +41,11 @@ fi
 "${PIP[@]}" "torch==$TORCH_VERSION" "torchvision==$(locked torchvision)" \
     "setuptools==$(locked setuptools)" wheel "ninja==$(locked ninja)"
 
+# The fused CPU kernels need only torch and ninja: they compile (about 40 s) on another core
+# while pip installs the rest, instead of in the first test or training run.
+"$PY" "$ROOT/tools/build_kernels.py" >/dev/null &
+kernels_job=$!
+
 mkdir -p "$CACHE"
 pytag="cp$("$PY" -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')"
 plat="linux_$(uname -m)"
@@ -92,4 +97,6 @@ fi
 "$PY" "$ROOT/tools/link_mim_index.py"
 "$PY" -c "import locat_mm, mmseg.models, mmpretrain.models, mmcv.ops" \
     || { log "the environment is incomplete: see the error above"; exit 1; }
+wait "$kernels_job" || log "the fused CPU kernels did not build (message above): the slower" \
+    "ATen path will be used"
 log "ready: $VENV"

@@ -122,7 +122,7 @@ def pytest_sessionfinish(session, exitstatus):
     """Fails the session when the pytest process, or one child, exceeded PEAK_RSS_BUDGET.
 
     Peaks only grow with more tests, so a subset does not fail for memory the whole suite would
-    not. The whole suite measured 3.6 GiB (README, "Tests"): the budget is the goal, 4 GiB.
+    not. The whole suite measured 2.6 GiB (README, "Tests"): the budget is the goal, 4 GiB.
     """
     if not sys.platform.startswith('linux'):
         return

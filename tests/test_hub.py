@@ -277,20 +277,12 @@ def test_tools_test_evaluates_a_release(reference_fixture, offline, tmp_path):
     import pickle
 
     from demo_helpers import load_tool
-    from test_launchers import MMPRETRAIN_CONFIG
+    from test_launchers import write_reference_classifier_config
 
     from locat_mm.datasets import make_synthetic_classification
     root = str(tmp_path / 'cls')
     make_synthetic_classification(root, num_train=2, num_val=4, size=32)
-    config = tmp_path / 'release_cls.py'
-    config.write_text(
-        MMPRETRAIN_CONFIG.replace('{root}', root).replace(
-            "arch=dict(embed_dims=48, num_layers=2, num_heads=3,\n"
-            "                  feedforward_channels=96), img_size=32, patch_size=8",
-            'arch=dict(embed_dims=128, num_layers=3, num_heads=2, '
-            'feedforward_channels=512), img_size=224, patch_size=16').replace(
-                "dict(type='LinearClsHead', num_classes=6, in_channels=48",
-                "dict(type='VisionTransformerClsHead', num_classes=10, in_channels=128"))
+    config = write_reference_classifier_config(tmp_path / 'release_cls.py', root)
     authors = str(tmp_path / 'authors.pth')
     torch.save({'model': reference_fixture['state_dict']}, authors)
     scores = {}

@@ -189,6 +189,22 @@ def test_tools_with_an_mmpretrain_config(tmp_path):
         assert len(pickle.load(f)) == 6
 
 
+def write_reference_classifier_config(path, data_root: str) -> str:
+    """MMPRETRAIN_CONFIG with the model of the reference fixture (width 128, 3 blocks, 224 px,
+    patch 16, a 10-class ViT head) reading ``data_root``, written to ``path``."""
+    text = MMPRETRAIN_CONFIG.replace('{root}', data_root).replace(
+        "arch=dict(embed_dims=48, num_layers=2, num_heads=3,\n"
+        "                  feedforward_channels=96), img_size=32, patch_size=8",
+        'arch=dict(embed_dims=128, num_layers=3, num_heads=2, '
+        'feedforward_channels=512), img_size=224, patch_size=16').replace(
+            "dict(type='LinearClsHead', num_classes=6, in_channels=48",
+            "dict(type='VisionTransformerClsHead', num_classes=10, in_channels=128")
+    assert 'embed_dims=128' in text and 'VisionTransformerClsHead' in text
+    with open(path, 'w') as f:
+        f.write(text)
+    return str(path)
+
+
 @pytest.mark.slow
 def test_tools_test_reads_an_authors_checkpoint(reference_fixture, tmp_path):
     """tools/test.py evaluates a timm-layout classifier as it is (converted on the fly)."""
@@ -196,15 +212,7 @@ def test_tools_test_reads_an_authors_checkpoint(reference_fixture, tmp_path):
     from locat_mm.models.ckpt_convert import convert_timm_classifier
     root = str(tmp_path / 'cls')
     make_synthetic_classification(root, num_train=2, num_val=6, size=32)
-    config = tmp_path / 'authors_cls.py'
-    config.write_text(
-        MMPRETRAIN_CONFIG.replace('{root}', root).replace(
-            "arch=dict(embed_dims=48, num_layers=2, num_heads=3,\n"
-            "                  feedforward_channels=96), img_size=32, patch_size=8",
-            'arch=dict(embed_dims=128, num_layers=3, num_heads=2, '
-            'feedforward_channels=512), img_size=224, patch_size=16').replace(
-                "dict(type='LinearClsHead', num_classes=6, in_channels=48",
-                "dict(type='VisionTransformerClsHead', num_classes=10, in_channels=128"))
+    config = write_reference_classifier_config(tmp_path / 'authors_cls.py', root)
     authors = tmp_path / 'authors.pth'
     torch.save({'model': reference_fixture['state_dict']}, authors)
     original = authors.read_bytes()

@@ -231,9 +231,9 @@ def apply_gaug_grid(model: nn.Module, grid: Any) -> None:
 
 
 def check_fit(model_state: Dict[str, Tensor], ckpt_state: Dict[str, Tensor], checkpoint: str,
-              mismatch: Callable[[Iterable[str], Iterable[str]], Tuple[list, list]],
-              describe: Callable[..., str], strict: bool) -> None:
-    """Raises ``KeyError`` (``strict``) or logs a warning naming the keys that do not fit.
+              mismatch: Mismatch, describe: Describe, strict: bool) -> None:
+    """Raises :class:`CheckpointMismatchError` (a ``KeyError``; ``strict``) or logs a warning
+    naming the keys that do not fit.
 
     The message says what the checkpoint and the backbone are (family, width, depth, GAug)
     and names missing, unexpected and other-shaped keys. With ``strict=False`` the keys of

@@ -6,7 +6,6 @@ compiler. Prints the extension's name. Exit status 1 when it could not be built:
 then takes the ATen path, which is exact too (``locat_mm/ops/cpu/__init__.py``).
 """
 import importlib.util
-import os
 import os.path as osp
 import sys
 from types import ModuleType
@@ -25,10 +24,10 @@ def load_ops_cpu() -> ModuleType:
 
 def main() -> int:
     import torch
-    if os.environ.get('LOCAT_FUSED_CPU', '1') == '0':
+    ops_cpu = load_ops_cpu()
+    if ops_cpu.disabled():
         print('LOCAT_FUSED_CPU=0: the fused CPU kernels are not used, nothing to build')
         return 0
-    ops_cpu = load_ops_cpu()
     if ops_cpu.fused_cpu_ops(torch.zeros(1)) is None:
         print('the fused CPU kernels could not be built (see the warning above); the ATen path '
               'will be used', file=sys.stderr)

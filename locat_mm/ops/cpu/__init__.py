@@ -42,9 +42,14 @@ def _is_built(name: str) -> bool:
     return any(f.startswith(name) and f.endswith('.so') for f in os.listdir(build_dir))
 
 
+def disabled() -> bool:
+    """Whether ``LOCAT_FUSED_CPU=0`` chose the ATen path deliberately."""
+    return os.environ.get('LOCAT_FUSED_CPU', '1') == '0'
+
+
 @lru_cache(maxsize=1)
 def _load() -> Optional[ModuleType]:
-    if os.environ.get('LOCAT_FUSED_CPU', '1') == '0':
+    if disabled():
         return None
     try:
         from torch.utils.cpp_extension import load
